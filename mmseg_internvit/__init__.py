@@ -1,0 +1,11 @@
+"""InternViT backbones, heads and configs for mmsegmentation 1.x.
+
+Importing this package registers its classes in mmseg's registries; configs load it with
+``custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)``.
+"""
+from .models import (PRESETS, CheckpointMismatchError, InternViT, load_pretrained_into,
+                     resolve_preset)
+from .version import __version__
+
+__all__ = ['__version__', 'InternViT', 'PRESETS', 'resolve_preset',
+           'load_pretrained_into', 'CheckpointMismatchError']

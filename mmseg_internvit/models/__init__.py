@@ -1,0 +1,5 @@
+from .backbones import (PRESETS, CheckpointMismatchError, InternViT,
+                        load_pretrained_into, resolve_preset)
+
+__all__ = ['InternViT', 'PRESETS', 'resolve_preset', 'load_pretrained_into',
+           'CheckpointMismatchError']

@@ -1,0 +1,5 @@
+from .checkpoint import CheckpointMismatchError, load_pretrained_into
+from .internvit import PRESETS, InternViT, resolve_preset
+
+__all__ = ['InternViT', 'PRESETS', 'resolve_preset', 'load_pretrained_into',
+           'CheckpointMismatchError']

@@ -1,0 +1,303 @@
+# Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+"""Reading released InternViT checkpoints into :class:`InternViT`.
+
+All outside key layouts are converted in one place (:func:`convert_key`):
+
+* Hugging Face ``InternVisionModel`` (``embeddings.*``, ``encoder.layers.{i}.*``), as a
+  directory or a file, safetensors or ``.bin``, sharded with an ``*.index.json`` or not,
+  and with the ``vision_model.`` prefix of InternVL chat checkpoints;
+* the older mmseg-0.x ``.pth`` files of the InternVL authors (weights under ``module``,
+  ``cls_token`` / ``pos_embed`` / ``patch_embed.proj`` / ``blocks.{i}`` / ``ls1.gamma``).
+
+Sharded checkpoints are read lazily: only the shards holding vision weights are opened,
+so pointing at a 26B InternVL chat model reads just its vision tower.
+"""
+import json
+import os
+import os.path as osp
+import pickle
+import re
+from collections import defaultdict
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+
+HF_FILES = ('model.safetensors.index.json', 'model.safetensors',
+            'pytorch_model.bin.index.json', 'pytorch_model.bin')
+CHAT_PREFIX = 'vision_model.'
+_WRAPPER_KEYS = ('module', 'state_dict', 'model')
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's keys or shapes do not fit the model it is loaded into."""
+
+
+# --------------------------------------------------------------------------- reading
+class CheckpointReader:
+    """Key listing and lazy tensor access over every supported file layout."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._files: Dict[str, str] = {}  # key -> file holding it
+        self._opened: Dict[str, object] = {}
+        self._eager: Optional[Dict[str, torch.Tensor]] = None
+        if '://' in path:  # URLs and other mmengine backends: read eagerly
+            from mmengine.runner import CheckpointLoader
+            self._set_eager(CheckpointLoader.load_checkpoint(path, map_location='cpu'))
+            return
+        if not osp.exists(path):
+            raise FileNotFoundError(f'InternViT checkpoint not found: {path}')
+        if osp.isdir(path):
+            found = [f for f in HF_FILES if osp.isfile(osp.join(path, f))]
+            if not found:
+                raise FileNotFoundError(
+                    f'no checkpoint in directory {path}: expected one of {HF_FILES}')
+            path = osp.join(path, found[0])
+        if path.endswith('.index.json'):
+            self._read_index(path)
+        elif path.endswith('.safetensors'):
+            self._files = dict.fromkeys(self._open(path).keys(), path)
+        else:
+            self._set_eager(_torch_load(path))
+
+    def _read_index(self, index_path: str) -> None:
+        try:
+            with open(index_path) as f:
+                weight_map = json.load(f)['weight_map']
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f'cannot read the shard index {index_path}: expected JSON '
+                             f'with a "weight_map" ({exc!r})') from exc
+        root = osp.dirname(index_path)
+        self._files = {k: osp.join(root, v) for k, v in weight_map.items()}
+        for shard in sorted(set(self._files.values())):
+            if not osp.isfile(shard):
+                raise FileNotFoundError(f'shard {shard} listed in {index_path} is missing')
+
+    def _set_eager(self, obj) -> None:
+        if not isinstance(obj, dict):
+            raise ValueError(f'checkpoint {self.path} holds a {type(obj).__name__}, '
+                             'not a dict of tensors')
+        # Unwrap {'module': ...} (InternVL's old .pth), {'state_dict': ...} (mmengine).
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), dict) and not any(
+                    torch.is_tensor(v) for v in obj.values()):
+                obj = obj[key]
+                break
+        self._eager = {k: v for k, v in obj.items() if torch.is_tensor(v)}
+
+    def _open(self, file: str):
+        if file not in self._opened:
+            try:
+                if file.endswith('.safetensors'):
+                    from safetensors import safe_open
+                    self._opened[file] = safe_open(file, framework='pt', device='cpu')
+                else:
+                    self._opened[file] = _torch_load(file)
+            # safetensors raises its own SafetensorError (an Exception subclass) on a
+            # corrupt header; every failure is reported with the file at fault.
+            except Exception as exc:
+                raise ValueError(f'cannot read checkpoint file {file}: {exc}') from exc
+        return self._opened[file]
+
+    def keys(self) -> List[str]:
+        return list(self._eager if self._eager is not None else self._files)
+
+    def get(self, key: str) -> torch.Tensor:
+        if self._eager is not None:
+            return self._eager[key]
+        handle = self._open(self._files[key])
+        if isinstance(handle, dict):
+            return handle[key]
+        return handle.get_tensor(key)
+
+
+def _torch_load(path: str):
+    try:
+        try:  # mmap keeps a multi-GB .bin out of RAM until a tensor is used
+            return torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if 'mmap' not in str(exc):
+                raise
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f'checkpoint {path} contains pickled objects other than tensors, which '
+            f'are not loaded for safety; re-save its state dict alone ({exc})') from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f'cannot read checkpoint file {path}: {exc}') from exc
+
+
+# --------------------------------------------------------------------------- key layout
+_HF_RULES = [
+    (re.compile(r'^embeddings\.class_embedding$'), 'cls_token'),
+    (re.compile(r'^embeddings\.position_embedding$'), 'pos_embed'),
+    (re.compile(r'^embeddings\.patch_embedding\.(weight|bias)$'), r'patch_embed.\1'),
+    (re.compile(r'^encoder\.layers\.(\d+)\.(.+)$'), r'blocks.\1.\2'),
+]
+_OLD_RULES = [
+    (re.compile(r'^(cls_token|pos_embed)$'), r'\1'),
+    (re.compile(r'^patch_embed\.proj\.(weight|bias)$'), r'patch_embed.\1'),
+    (re.compile(r'^blocks\.(\d+)\.(ls[12])\.gamma$'), r'blocks.\1.\2'),
+    (re.compile(r'^blocks\.(\d+)\.(.+)$'), r'blocks.\1.\2'),
+]
+
+
+def convert_key(key: str) -> Optional[str]:
+    """Map a released-layout key to this package's parameter name; ``None`` for keys
+    that belong to no vision-encoder layout (projectors, language models, ...)."""
+    for pattern, repl in _HF_RULES + _OLD_RULES:
+        if pattern.match(key):
+            return pattern.sub(repl, key)
+    return None
+
+
+def select_vision_keys(keys: Iterable[str],
+                       prefix: Optional[str] = 'auto') -> Tuple[Dict[str, str], List[str]]:
+    """Split checkpoint keys into ``{our_name: checkpoint_key}`` and non-vision keys."""
+    keys = list(keys)
+    if prefix == 'auto':
+        prefix = CHAT_PREFIX if any(k.startswith(CHAT_PREFIX) for k in keys) else ''
+    prefix = prefix or ''
+    mapping, extra = {}, []
+    for key in keys:
+        name = convert_key(key[len(prefix):]) if key.startswith(prefix) else None
+        if name is None:
+            extra.append(key)
+        else:
+            mapping[name] = key
+    return mapping, extra
+
+
+# --------------------------------------------------------------------------- adapting
+def resize_patch_kernel(weight: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Resize a (C_out, C_in, k, k) patch-embedding kernel by pseudo-inverse resizing
+    (FlexiViT, Beyer et al. 2023): the new kernel applied to a bilinearly resized patch
+    gives the same response as the old kernel on the original patch."""
+    old = tuple(weight.shape[-2:])
+    if old == tuple(size):
+        return weight
+    n_old, n_new = old[0] * old[1], size[0] * size[1]
+    basis = torch.eye(n_old, dtype=torch.float64).reshape(n_old, 1, *old)
+    resize = F.interpolate(basis, size=size, mode='bilinear', align_corners=False)
+    resize = resize.reshape(n_old, n_new).T  # (n_new, n_old): old patch -> new patch
+    new = weight.double().reshape(-1, n_old) @ torch.linalg.pinv(resize.T).T
+    return new.reshape(*weight.shape[:2], *size).to(weight.dtype)
+
+
+def _grid_of(num_tokens: int, name: str, path: str) -> Tuple[int, int]:
+    side = int(round(num_tokens**0.5))
+    if side * side != num_tokens:
+        raise CheckpointMismatchError(
+            f'{name} in {path} has {num_tokens} patch positions, not a square grid')
+    return side, side
+
+
+# --------------------------------------------------------------------------- loading
+def load_pretrained_into(model,
+                         checkpoint: str,
+                         prefix: Optional[str] = 'auto',
+                         ignore_extra_keys: bool = False) -> None:
+    """Load released InternViT weights into ``model`` strictly.
+
+    Every parameter must be found with a matching shape (after resizing the position
+    grid and the patch kernel); otherwise :class:`CheckpointMismatchError` lists the
+    missing keys, unexpected keys and shape mismatches. Keys outside any vision layout
+    (e.g. the projector or language model of InternVL checkpoints) are errors too,
+    unless ``ignore_extra_keys=True`` turns them into a logged warning.
+    """
+    from .internvit import resize_pos_embed_grid  # circular at import time
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"init_cfg 'checkpoint' must be a path, got {checkpoint!r}")
+    path = os.fspath(checkpoint)
+    reader = CheckpointReader(path)
+    mapping, extra = select_vision_keys(reader.keys(), prefix)
+    if not mapping:
+        raise CheckpointMismatchError(
+            f'no InternViT weights found in {path} (prefix={prefix!r}); first keys: '
+            f'{reader.keys()[:5]}')
+    targets = model.state_dict()
+    missing = sorted(set(targets) - set(mapping))
+    unexpected = sorted(set(mapping) - set(targets))
+    mismatched, loaded = [], {}
+    for name in sorted(set(mapping) & set(targets)):
+        tensor, target = reader.get(mapping[name]), targets[name]
+        if name == 'pos_embed' and tensor.dim() == 3 and tensor.shape[-1] == target.shape[-1] \
+                and tensor.shape[1] != target.shape[1]:
+            src = _grid_of(tensor.shape[1] - 1, mapping[name], path)
+            tensor = resize_pos_embed_grid(tensor, src, model.grid_size)
+            print_log(f'InternViT: resized position embedding from grid {src} to '
+                      f'{model.grid_size} (bicubic)', logger='current')
+        elif name == 'patch_embed.weight' and tensor.dim() == 4 \
+                and tensor.shape[:2] == target.shape[:2] and tensor.shape != target.shape:
+            old = tuple(tensor.shape[-2:])
+            tensor = resize_patch_kernel(tensor, tuple(target.shape[-2:]))
+            print_log(f'InternViT: resized patch-embedding kernel from {old} to '
+                      f'{tuple(target.shape[-2:])} (pseudo-inverse resize)',
+                      logger='current')
+        if tensor.shape != target.shape:
+            mismatched.append(f'{name} ({mapping[name]}): checkpoint '
+                              f'{tuple(tensor.shape)} vs model {tuple(target.shape)}')
+        else:
+            loaded[name] = tensor
+    problems = []
+    if missing:
+        problems.append(f'missing keys ({len(missing)}): {summarize_keys(missing)}')
+    if unexpected:
+        problems.append(f'unexpected keys ({len(unexpected)}): '
+                        f'{summarize_keys(mapping[k] for k in unexpected)}')
+    if mismatched:
+        problems.append(f'shape mismatches ({len(mismatched)}): ' +
+                        '; '.join(mismatched[:10]) +
+                        (f'; ... and {len(mismatched) - 10} more'
+                         if len(mismatched) > 10 else ''))
+    if extra and not ignore_extra_keys:
+        problems.append(f'keys outside the vision encoder ({len(extra)}): '
+                        f'{summarize_keys(extra)} (set ignore_extra_keys=True in '
+                        'init_cfg to load the vision encoder alone)')
+    if problems:
+        raise CheckpointMismatchError(f'checkpoint {path} does not fit '
+                                      f'{describe(model)}:\n  ' + '\n  '.join(problems))
+    if extra:
+        print_log(f'InternViT: ignored {len(extra)} keys outside the vision encoder '
+                  f'in {path}: {summarize_keys(extra)}', logger='current',
+                  level=30)  # logging.WARNING
+    with torch.no_grad():
+        for name, tensor in loaded.items():
+            targets[name].copy_(tensor)
+    print_log(f'InternViT: loaded {len(loaded)} tensors from {path}', logger='current')
+
+
+def describe(model) -> str:
+    a = model.arch_settings
+    return (f"InternViT(embed_dims={a['embed_dims']}, num_layers={a['num_layers']}, "
+            f"num_heads={a['num_heads']}, patch_size={a['patch_size']})")
+
+
+def summarize_keys(keys: Iterable[str], limit: int = 12) -> str:
+    """Compact listing: ``blocks.{0-47}.attn.qkv.weight`` instead of 48 lines."""
+    groups: Dict[str, List[int]] = defaultdict(list)
+    for key in keys:
+        m = re.search(r'\.(\d+)\.', key)
+        if m:
+            groups[key[:m.start()] + '.{}.' + key[m.end():]].append(int(m.group(1)))
+        else:
+            groups[key] = []
+    parts = []
+    for pattern, idx in groups.items():
+        parts.append(pattern.replace('{}', '{' + _ranges(sorted(idx)) + '}') if idx
+                     else pattern)
+    more = f', ... and {len(parts) - limit} more' if len(parts) > limit else ''
+    return ', '.join(parts[:limit]) + more
+
+
+def _ranges(values: List[int]) -> str:
+    out, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            out.append(str(start) if start == v else f'{start}-{v}')
+            start = None
+    return ','.join(out)

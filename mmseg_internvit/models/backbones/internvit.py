@@ -1,0 +1,409 @@
+# Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+"""InternViT, the vision encoder of InternVL, as a plain-ViT backbone for dense tasks.
+
+The architecture follows the released checkpoints (see the README and ``PRESETS``):
+pre-norm blocks with layer scale, a class token, a learned absolute position embedding
+and no final norm. The backbone returns NCHW feature maps at stride ``patch_size``;
+building a multi-level pyramid is the job of a neck (``Feature2Pyramid`` in mmseg,
+a simple FPN in mmdet), not of the backbone.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn.bricks.drop import DropPath
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from mmseg.registry import MODELS
+
+from .checkpoint import load_pretrained_into
+
+try:  # optional; only used for half-precision CUDA inputs
+    from flash_attn import flash_attn_func
+except ImportError:  # flash-attn is an extra, not a requirement
+    flash_attn_func = None
+
+# Released InternViT variants (architecture facts from their Hugging Face configs).
+# ``pretrain_size`` is the resolution the position grid was trained at; it is only the
+# default of ``img_size`` here, since a checkpoint's own grid is read from the file.
+_INTERNVIT_6B = dict(
+    embed_dims=3200, num_heads=25, mlp_hidden_dims=12800, qkv_bias=False,
+    qk_normalization=True, norm_type='rms', layer_scale_init=0.1, patch_size=14)
+PRESETS: Dict[str, dict] = {
+    'internvit-6b-224px': dict(_INTERNVIT_6B, num_layers=48, pretrain_size=224),
+    'internvit-6b-448px': dict(_INTERNVIT_6B, num_layers=45, pretrain_size=448),
+    'internvit-300m-448px': dict(
+        embed_dims=1024, num_layers=24, num_heads=16, mlp_hidden_dims=4096,
+        qkv_bias=True, qk_normalization=False, norm_type='ln', layer_scale_init=1.0,
+        patch_size=14, pretrain_size=448),
+}
+# Names of the individual releases that share an architecture with a preset.
+PRESET_ALIASES: Dict[str, str] = {
+    '6b-224px': 'internvit-6b-224px',
+    '6b-448px': 'internvit-6b-448px',
+    'internvit-6b-448px-v1-0': 'internvit-6b-448px',
+    'internvit-6b-448px-v1-2': 'internvit-6b-448px',
+    'internvit-6b-448px-v1-5': 'internvit-6b-448px',
+    'internvit-6b-448px-v2-5': 'internvit-6b-448px',
+    '300m-448px': 'internvit-300m-448px',
+    'internvit-300m-448px-v2-5': 'internvit-300m-448px',
+}
+ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'mlp_hidden_dims', 'qkv_bias',
+             'qk_normalization', 'norm_type', 'layer_scale_init', 'patch_size',
+             'pretrain_size')
+ATTN_IMPLS = ('sdpa', 'flash', 'reference')
+_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
+           'float16': torch.float16}
+
+
+def resolve_preset(arch: str) -> dict:
+    """Return the architecture dict of a preset name or alias (case-insensitive)."""
+    if not isinstance(arch, str):
+        raise TypeError(f'arch must be a preset name, got {type(arch).__name__}')
+    key = arch.lower().replace('_', '-')
+    key = PRESET_ALIASES.get(key, key)
+    if key not in PRESETS:
+        names = sorted(PRESETS) + sorted(PRESET_ALIASES)
+        raise ValueError(f'unknown InternViT arch {arch!r}; choose one of {names}')
+    return dict(PRESETS[key])
+
+
+def build_norm(norm_type: str, dims: int, eps: float, **factory) -> nn.Module:
+    if norm_type == 'rms':
+        return nn.RMSNorm(dims, eps=eps, **factory)
+    return nn.LayerNorm(dims, eps=eps, **factory)
+
+
+def reference_attention(q: torch.Tensor, k: torch.Tensor,
+                        v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v spelled out, on (B, heads, N, head_dim) tensors."""
+    attn = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
+    return attn.softmax(dim=-1) @ v
+
+
+class InternAttention(nn.Module):
+    """Multi-head self-attention with InternViT's full-width q/k RMS normalisation."""
+
+    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool,
+                 qk_normalization: bool, norm_eps: float, attn_impl: str,
+                 **factory) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.attn_impl = attn_impl
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias, **factory)
+        self.qk_normalization = qk_normalization
+        if qk_normalization:
+            # Normalised over the whole embedding, before the split into heads.
+            self.q_norm = nn.RMSNorm(embed_dims, eps=norm_eps, **factory)
+            self.k_norm = nn.RMSNorm(embed_dims, eps=norm_eps, **factory)
+        self.proj = nn.Linear(embed_dims, embed_dims, **factory)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).unflatten(-1, (3, C)).unbind(dim=2)
+        if self.qk_normalization:
+            q, k = self.q_norm(q), self.k_norm(k)
+        heads = (self.num_heads, self.head_dims)
+        if self.attn_impl == 'flash' and use_flash_attn(x):
+            # flash-attn takes (B, N, heads, head_dim): no transposes needed.
+            out = flash_attn_func(q.unflatten(-1, heads), k.unflatten(-1, heads),
+                                  v.unflatten(-1, heads))
+            return self.proj(out.flatten(-2))
+        q, k, v = (t.unflatten(-1, heads).transpose(1, 2) for t in (q, k, v))
+        if self.attn_impl == 'reference':
+            out = reference_attention(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+
+
+def use_flash_attn(x: torch.Tensor) -> bool:
+    """flash-attn kernels exist only for CUDA half-precision inputs; other inputs take
+    the SDPA path, which computes the same function."""
+    return (flash_attn_func is not None and x.is_cuda
+            and x.dtype in (torch.float16, torch.bfloat16))
+
+
+class InternMLP(nn.Module):
+
+    def __init__(self, embed_dims: int, hidden_dims: int, **factory) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dims, hidden_dims, **factory)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, embed_dims, **factory)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class InternBlock(nn.Module):
+    """Pre-norm transformer block with per-channel layer scale (``ls1``/``ls2``)."""
+
+    def __init__(self, embed_dims: int, num_heads: int, mlp_hidden_dims: int,
+                 qkv_bias: bool, qk_normalization: bool, norm_type: str,
+                 norm_eps: float, layer_scale_init: float, drop_path: float,
+                 attn_impl: str, **factory) -> None:
+        super().__init__()
+        self.norm1 = build_norm(norm_type, embed_dims, norm_eps, **factory)
+        self.attn = InternAttention(embed_dims, num_heads, qkv_bias, qk_normalization,
+                                    norm_eps, attn_impl, **factory)
+        self.ls1 = nn.Parameter(torch.full((embed_dims, ), layer_scale_init, **factory))
+        self.norm2 = build_norm(norm_type, embed_dims, norm_eps, **factory)
+        self.mlp = InternMLP(embed_dims, mlp_hidden_dims, **factory)
+        self.ls2 = nn.Parameter(torch.full((embed_dims, ), layer_scale_init, **factory))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.ls1 * self.attn(self.norm1(x)))
+        return x + self.drop_path(self.ls2 * self.mlp(self.norm2(x)))
+
+
+def resize_pos_embed_grid(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
+                          dst_grid: Tuple[int, int]) -> torch.Tensor:
+    """Bicubically resize the patch rows of a (1, 1 + h*w, C) position embedding; the
+    class-token row is kept as it is."""
+    if tuple(src_grid) == tuple(dst_grid):
+        return pos_embed
+    cls_pos, grid = pos_embed[:, :1], pos_embed[:, 1:]
+    C = grid.shape[-1]
+    grid = grid.reshape(1, *src_grid, C).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=dst_grid, mode='bicubic', align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, C).to(pos_embed.dtype)
+    return torch.cat([cls_pos, grid], dim=1)
+
+
+@MODELS.register_module()
+class InternViT(BaseModule):
+    """InternViT backbone (InternVL's vision encoder) for dense prediction.
+
+    Args:
+        arch (str): preset the defaults come from: ``'internvit-6b-224px'``,
+            ``'internvit-6b-448px'`` (depth 45, all 448px V1.x/V2.5 releases) or
+            ``'internvit-300m-448px'``; see ``PRESETS`` / ``PRESET_ALIASES``.
+        img_size (int | tuple[int, int], optional): input size the position grid is
+            built for; other input sizes resize the grid on the fly. Defaults to the
+            preset's pretraining size.
+        out_indices (int | Sequence[int]): blocks whose outputs are returned, as NCHW
+            maps at stride ``patch_size``; negative indices count from the end.
+            Defaults to the last block.
+        drop_path_rate (float): stochastic depth rate, linearly increasing to this
+            value over the blocks.
+        attn_impl (str): ``'sdpa'`` (``F.scaled_dot_product_attention``),
+            ``'flash'`` (flash-attn for CUDA half-precision inputs, SDPA otherwise) or
+            ``'reference'`` (plain matmul + softmax).
+        with_cp (bool): recompute each block in the backward pass (gradient
+            checkpointing) to save activation memory.
+        frozen (bool): freeze the backbone: no trainable parameters, always in eval
+            mode, and forward runs without building an autograd graph.
+        param_dtype (str, optional): dtype the weights are created and held in,
+            ``'bfloat16'``/``'float16'`` only for a frozen backbone (half the memory
+            of fp32); inputs are cast to it and outputs back to the input dtype.
+        norm_eps (float): epsilon of every RMSNorm/LayerNorm.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)`` loads
+            released weights in :meth:`init_weights` (HF directory or file, sharded or
+            not, ``vision_model.``-prefixed, or the older ``module``-wrapped ``.pth``).
+            ``ignore_extra_keys=True`` turns keys that are not part of this backbone
+            into a warning instead of an error.
+        **arch_overrides: any of ``embed_dims, num_layers, num_heads,
+            mlp_hidden_dims, qkv_bias, qk_normalization, norm_type ('rms'|'ln'),
+            layer_scale_init, patch_size, pretrain_size`` to override the preset
+            (tiny test models use the same class this way).
+    """
+
+    def __init__(self,
+                 arch: str = 'internvit-6b-224px',
+                 img_size: Optional[Union[int, Tuple[int, int]]] = None,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 drop_path_rate: float = 0.0,
+                 attn_impl: str = 'sdpa',
+                 with_cp: bool = False,
+                 frozen: bool = False,
+                 param_dtype: Optional[str] = None,
+                 in_channels: int = 3,
+                 norm_eps: float = 1e-6,
+                 init_cfg: Optional[dict] = None,
+                 **arch_overrides) -> None:
+        super().__init__(init_cfg=init_cfg)
+        cfg = resolve_preset(arch)
+        unknown = sorted(set(arch_overrides) - set(ARCH_KEYS))
+        if unknown:
+            raise TypeError(f'InternViT got unexpected arguments {unknown}; '
+                            f'architecture overrides are {list(ARCH_KEYS)}')
+        cfg.update(arch_overrides)
+        self.arch_settings = cfg = _validate_arch(cfg)
+        self.embed_dims = cfg['embed_dims']
+        self.num_layers = cfg['num_layers']
+        self.patch_size = cfg['patch_size']
+
+        self.img_size = _to_2tuple(
+            cfg['pretrain_size'] if img_size is None else img_size, 'img_size')
+        self.grid_size = tuple(math.ceil(s / self.patch_size) for s in self.img_size)
+        self.out_indices = _normalize_out_indices(out_indices, self.num_layers)
+        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate,
+                                                              (int, float)):
+            raise TypeError(f'drop_path_rate must be a float, got {drop_path_rate!r}')
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        if attn_impl not in ATTN_IMPLS:
+            raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
+        if attn_impl == 'flash' and flash_attn_func is None:
+            raise ImportError("attn_impl='flash' needs the flash-attn package "
+                              "(pip install flash-attn); use attn_impl='sdpa' instead")
+        if param_dtype is not None and param_dtype not in _DTYPES:
+            raise ValueError(f'param_dtype must be one of {sorted(_DTYPES)} or None, '
+                             f'got {param_dtype!r}')
+        dtype = _DTYPES[param_dtype or 'float32']
+        if dtype != torch.float32 and not frozen:
+            raise ValueError(
+                f'param_dtype={param_dtype!r} is only supported with frozen=True; a '
+                'trainable backbone keeps fp32 master weights (use AMP for bf16)')
+        if not isinstance(in_channels, int) or in_channels <= 0:
+            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
+        if init_cfg is not None and not isinstance(init_cfg, dict):
+            raise TypeError(f'init_cfg must be a dict or None, got {init_cfg!r}')
+        self.attn_impl = attn_impl
+        self.with_cp = with_cp
+        self.frozen = frozen
+        self.param_dtype = dtype
+        factory = dict(dtype=dtype)
+
+        C = self.embed_dims
+        self.patch_embed = nn.Conv2d(in_channels, C, self.patch_size, self.patch_size,
+                                     **factory)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, C, **factory))
+        num_patches = self.grid_size[0] * self.grid_size[1]
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_patches, C, **factory))
+        # Python floats: a tensor here would live on the meta device under model_info.
+        dpr = [drop_path_rate * i / max(self.num_layers - 1, 1)
+               for i in range(self.num_layers)]
+        self.blocks = nn.ModuleList([
+            InternBlock(C, cfg['num_heads'], cfg['mlp_hidden_dims'], cfg['qkv_bias'],
+                        cfg['qk_normalization'], cfg['norm_type'], norm_eps,
+                        cfg['layer_scale_init'], dpr[i], attn_impl, **factory)
+            for i in range(self.num_layers)
+        ])
+        if frozen:
+            self.requires_grad_(False)
+
+    # ------------------------------------------------------------------ weights
+    def init_weights(self) -> None:
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            # Loaded here rather than by mmengine's PretrainedInit, which loads with
+            # strict=False and would silently skip missing or mismatched keys.
+            load_pretrained_into(self, **{k: v for k, v in self.init_cfg.items()
+                                          if k != 'type'})
+            return
+        super().init_weights()
+        if self.init_cfg is not None:
+            return  # an explicit init_cfg of another type has been applied
+        trunc_normal_(self.pos_embed, std=.02)
+        trunc_normal_(self.cls_token, std=.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> 'InternViT':
+        # A frozen backbone stays in eval mode: no drop path, and nothing to update.
+        return super().train(mode and not self.frozen)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return one (B, C, ceil(H/p), ceil(W/p)) map per ``out_indices`` entry.
+
+        Inputs whose size is not a multiple of the patch size are zero-padded at the
+        bottom/right (the same as mmcv's ``AdaptivePadding(padding='corner')``), so no
+        pixel is dropped.
+        """
+        if x.dim() != 4:
+            raise ValueError(f'InternViT expects (B, C, H, W) input, got {tuple(x.shape)}')
+        if self.frozen:
+            with torch.no_grad():
+                return self._forward(x)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        out_dtype = x.dtype
+        x = x.to(self.param_dtype) if self.param_dtype != torch.float32 else x
+        p = self.patch_size
+        pad_h, pad_w = (-x.shape[-2]) % p, (-x.shape[-1]) % p
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        x = self.patch_embed(x)
+        B, C, h, w = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(B, -1, -1).to(x.dtype), x], dim=1)
+        x = x + resize_pos_embed_grid(self.pos_embed, self.grid_size, (h, w)).to(x.dtype)
+
+        outs = []
+        for i, block in enumerate(self.blocks[:self.out_indices[-1] + 1]):
+            if self.with_cp and self.training and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+            if i in self.out_indices:
+                fmap = x[:, 1:].transpose(1, 2).reshape(B, C, h, w)
+                outs.append(fmap.to(out_dtype) if fmap.dtype != out_dtype else fmap)
+        return tuple(outs)
+
+
+def _to_2tuple(value, name: str) -> Tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}')
+    if min(value) <= 0:
+        raise ValueError(f'{name} must be positive, got {value!r}')
+    return tuple(value)
+
+
+def _validate_arch(cfg: dict) -> dict:
+    for key in ('embed_dims', 'num_layers', 'num_heads', 'mlp_hidden_dims',
+                'patch_size', 'pretrain_size'):
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f'{key} must be an int, got {v!r}')
+        if v <= 0:
+            raise ValueError(f'{key} must be positive, got {v}')
+    if cfg['embed_dims'] % cfg['num_heads']:
+        raise ValueError(f"embed_dims ({cfg['embed_dims']}) must be divisible by "
+                         f"num_heads ({cfg['num_heads']})")
+    for key in ('qkv_bias', 'qk_normalization'):
+        if not isinstance(cfg[key], bool):
+            raise TypeError(f'{key} must be a bool, got {cfg[key]!r}')
+    if cfg['norm_type'] not in ('rms', 'ln'):
+        raise ValueError(f"norm_type must be 'rms' or 'ln', got {cfg['norm_type']!r}")
+    if isinstance(cfg['layer_scale_init'], bool) or not isinstance(
+            cfg['layer_scale_init'], (int, float)):
+        raise TypeError(f"layer_scale_init must be a float, got "
+                        f"{cfg['layer_scale_init']!r}")
+    return cfg
+
+
+def _normalize_out_indices(out_indices, num_layers: int) -> List[int]:
+    if isinstance(out_indices, int) and not isinstance(out_indices, bool):
+        out_indices = [out_indices]
+    if not isinstance(out_indices, (list, tuple)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in out_indices):
+        raise TypeError(f'out_indices must be an int or a sequence of ints, '
+                        f'got {out_indices!r}')
+    if not out_indices:
+        raise ValueError('out_indices must not be empty')
+    normalized = []
+    for i in out_indices:
+        if not -num_layers <= i < num_layers:
+            raise ValueError(f'out_indices entry {i} is out of range for '
+                             f'{num_layers} blocks')
+        normalized.append(i % num_layers)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f'out_indices {list(out_indices)} name a block twice')
+    if normalized != sorted(normalized):
+        raise ValueError(f'out_indices {list(out_indices)} must be in increasing order')
+    return normalized
