@@ -1,0 +1,3 @@
+from .linear_head import BNLinearHead
+
+__all__ = ['BNLinearHead']
