@@ -1,0 +1,30 @@
+# ADE20K at crop 504 (36 x 36 patches of 14 px), the published InternViT recipe.
+# Inherits mmseg's own ADE20K settings and changes only the sizes and the label loader.
+_base_ = 'mmseg::_base_/datasets/ade20k.py'
+
+crop_size = (504, 504)
+num_classes = 150
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    # mmseg's LoadAnnotations plus errors naming the file (unreadable map,
+    # label values outside the 150 classes)
+    dict(type='LoadCheckedAnnotations', num_classes=num_classes,
+         reduce_zero_label=True),
+    dict(type='RandomResize', scale=(2016, 504), ratio_range=(0.5, 2.0),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2016, 504), keep_ratio=True),  # short side 504
+    dict(type='LoadCheckedAnnotations', num_classes=num_classes,
+         reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(batch_size=2, num_workers=4,
+                        dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=1, num_workers=4, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

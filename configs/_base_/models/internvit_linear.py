@@ -1,0 +1,34 @@
+# InternViT + linear probe (BatchNorm + 1x1 conv), EncoderDecoder with slide inference.
+custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)
+
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],  # ImageNet mean/std, RGB, 0-255
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size=(504, 504))
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='InternViT',
+        arch='internvit-6b-224px',
+        img_size=504,
+        out_indices=[47],
+        drop_path_rate=0.0,
+        with_cp=True,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-6B-224px')),
+    decode_head=dict(
+        type='BNLinearHead',
+        in_channels=3200,
+        in_index=0,
+        num_classes=150,
+        dropout_ratio=0.0,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='slide', crop_size=(504, 504), stride=(322, 322)))

@@ -1,0 +1,26 @@
+# Published recipe: AdamW lr 4e-5, betas (0.9, 0.999), wd 0.05, layer-wise lr decay,
+# linear warm-up 1500 iters from 1e-6, poly decay (power 1.0) to 0, 80k iters at batch
+# 16 (8 GPUs x 2), bf16 autocast. Checkpoints every 8k iters: a killed run resumes
+# from the last one with `tools/train.py CONFIG --resume`.
+_base_ = 'mmseg::_base_/schedules/schedule_80k.py'
+
+max_iters = 80000
+warmup_iters = 1500
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    dtype='bfloat16',
+    optimizer=dict(type='AdamW', lr=4e-5, betas=(0.9, 0.999), weight_decay=0.05),
+    constructor='InternViTLayerDecayOptimizerConstructor',
+    paramwise_cfg=dict(num_layers=48, layer_decay_rate=0.95),
+    clip_grad=None)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=warmup_iters,
+         end=max_iters),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=8000)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=8000,
+                    max_keep_ckpts=3, save_best='mIoU'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False))

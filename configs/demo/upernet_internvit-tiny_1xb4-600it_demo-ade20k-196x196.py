@@ -1,0 +1,62 @@
+# The embedded demo (the README's first command): the real full-tuning UperNet config
+# on ADE20K, with a tiny InternViT (width 96, 6 blocks, trained from scratch), a 196 px
+# crop and a short CPU schedule, on 10 real photographs in the ADE20K folder layout made
+# by tools/prepare_demo_data.py. Pointing `data_root` at a real ADE20K copy and dropping
+# the overrides below gives back the real experiment. Most of a CPU step is the
+# 150-class logits at crop resolution, hence the 196 px training crop.
+_base_ = '../internvit/upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'
+
+data_root = 'data/demo_ade20k/ADEChallengeData2016'
+crop_size = (196, 196)
+max_iters = 600
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        arch='internvit-300m-448px',  # LayerNorm + qkv-bias family, scaled down
+        embed_dims=96, num_layers=6, num_heads=3, mlp_hidden_dims=384,
+        img_size=196, out_indices=[1, 3, 4, 5], drop_path_rate=0.1, with_cp=False,
+        init_cfg=None),
+    neck=dict(embed_dim=96),
+    decode_head=dict(in_channels=[96] * 4, channels=64),
+    auxiliary_head=dict(in_channels=96, channels=32),
+    test_cfg=dict(mode='whole'))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True),
+    dict(type='RandomResize', scale=(784, 196), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(1008, 252), keep_ratio=True),
+    dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=1,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+# From scratch on CPU: a larger lr, fp32 (bf16 autocast is slow on most CPUs).
+optim_wrapper = dict(type='OptimWrapper', _delete_=True,
+                     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
+                                    weight_decay=0.05),
+                     constructor='InternViTLayerDecayOptimizerConstructor',
+                     paramwise_cfg=dict(num_layers=6, layer_decay_rate=0.95))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=50,
+         end=max_iters),
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=max_iters // 2, max_keep_ckpts=2, save_best=None))
+custom_hooks = [dict(type='EvalBeforeTrainHook', metric='mIoU')]
+env_cfg = dict(cudnn_benchmark=False)
