@@ -8,14 +8,12 @@ and no time to initialise; shapes come from a forward pass on meta tensors.
     python tools/model_info.py configs/<...>.py --cfg-options model.backbone.frozen=False
 """
 import argparse
-import os.path as osp
-import sys
 import time
 
 import torch
 from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from common import load_config, quiet_known_warnings
 
 
 def parse_args(argv=None):
@@ -47,16 +45,10 @@ def human(n: int) -> str:
 def build(args):
     """Return (model, backbone, description) built on the meta device."""
     if args.model.endswith('.py'):
-        from mmengine.config import Config
         from mmengine.registry import init_default_scope
-        if not osp.isfile(args.model):
-            raise FileNotFoundError(f'config file not found: {args.model}')
-        cfg = Config.fromfile(args.model)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        scope = cfg.get('default_scope', 'mmseg')
-        init_default_scope(scope)
-        if scope == 'mmdet':
+        cfg = load_config(args.model, args.cfg_options)
+        init_default_scope(cfg.default_scope)
+        if cfg.default_scope == 'mmdet':
             from mmdet.registry import MODELS
         else:
             from mmseg.registry import MODELS
@@ -73,6 +65,7 @@ def build(args):
 
 
 def main(argv=None):
+    quiet_known_warnings()
     args = parse_args(argv)
     start = time.perf_counter()
     model, backbone, what = build(args)

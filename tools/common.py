@@ -1,0 +1,40 @@
+"""Helpers shared by the command-line tools (one set of tools for mmseg and mmdet)."""
+import os.path as osp
+import sys
+import warnings
+
+# Tools run from a checkout work without `pip install -e .` too.
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+SCOPES = ('mmseg', 'mmdet')
+
+
+def quiet_known_warnings() -> None:
+    """Silence deprecation chatter of the pinned stack that users cannot act on."""
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+    warnings.filterwarnings('ignore', message='.*build_loss.. would be deprecated')
+    warnings.filterwarnings('ignore', message='Default ..avg_non_ignore.. is False')
+    warnings.filterwarnings('ignore', message='.reduce_zero_label. will be deprecated')
+
+
+def load_config(path: str, cfg_options=None):
+    """Read a config, apply ``--cfg-options`` and check which library it targets."""
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ValueError(f'{path}: default_scope must be one of {SCOPES} (inherit '
+                         "mmseg's or mmdet's default_runtime), got {scope!r}")
+    if 'model' not in cfg:
+        raise KeyError(f'{path}: the config defines no `model`')
+    return cfg
+
+
+def default_work_dir(config_path: str) -> str:
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])

@@ -1,0 +1,69 @@
+"""Evaluate a checkpoint on a config's test set (mmseg or mmdet, from the config).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out FILE]
+                         [--cfg-options KEY=VALUE ...] [--launcher pytorch|slurm|mpi]
+
+``--show-dir`` saves every prediction drawn over its image (segmentation overlays, or
+boxes and masks).
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from common import default_work_dir, load_config, quiet_known_warnings
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the metrics log goes')
+    parser.add_argument('--show-dir', help='save prediction overlays into this folder')
+    parser.add_argument('--out', help='dump raw predictions to this pickle file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        metavar='KEY=VALUE', help='override settings of the config')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_drawing(cfg, show_dir: str) -> None:
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError('--show-dir needs default_hooks.visualization in the config')
+    hook['draw'] = True
+    if cfg.default_scope == 'mmdet':
+        hook['test_out_dir'] = osp.abspath(show_dir)
+    else:  # mmseg's hook saves through the visualizer's save_dir
+        hook['interval'] = 1
+        cfg.visualizer['save_dir'] = show_dir
+
+
+def main(argv=None):
+    quiet_known_warnings()
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        enable_drawing(cfg, args.show_dir)
+    if args.out:
+        cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
+            cfg.test_evaluator, dict) else list(cfg.test_evaluator)
+        cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
