@@ -10,7 +10,7 @@ setup:
 	bash tools/setup_env.sh
 
 demo: setup
-	$(PY) tools/model_info.py internvit-6b-224px
+	PY=$(PY) bash tools/run_demo.sh
 
 test: setup
 	$(PY) -m pytest tests
