@@ -54,7 +54,7 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=50,
          end=max_iters),
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+train_cfg = dict(max_iters=max_iters, val_interval=150)  # five points on the mIoU curve
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=max_iters // 2, max_keep_ckpts=2, save_best=None))

@@ -1,0 +1,301 @@
+"""Speed and memory of the InternViT backbone, each figure next to its comparison.
+
+    python tools/benchmark.py                                  # CPU, width 768 / depth 12 @ 448
+    python tools/benchmark.py --arch internvit-6b-224px --img-size 504 --batch 1 \\
+        --device cuda --dtype bfloat16 --full-size           # a GPU, real 6B sizes
+
+Measured side by side in one run:
+  * forward throughput: SDPA vs the plain reference attention (vs flash-attn on CUDA);
+  * ours vs mmseg's ``VisionTransformer`` at the same width / depth / tokens;
+  * achieved FLOP/s of the forward (FLOPs counted analytically) vs this machine's dense
+    matmul FLOP/s measured now (the practical limit);
+  * a training step (forward + backward + AdamW) with a frozen vs a trainable backbone
+    and the same linear head: time and peak memory;
+  * gradient checkpointing on vs off: peak activation memory and time.
+
+Every memory figure comes from a fresh worker process: on CPU the growth of its peak
+resident set (ru_maxrss) over the state after building the model; on CUDA
+``torch.cuda.max_memory_allocated``. Activation memory is that peak minus the bytes of the
+parameter gradients.
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--arch', default='internvit-300m-448px',
+                   help='preset; the mid-size defaults below override its sizes')
+    p.add_argument('--embed-dims', type=int, default=768)
+    p.add_argument('--depth', type=int, default=12)
+    p.add_argument('--heads', type=int, default=12)
+    p.add_argument('--mlp', type=int, default=3072)
+    p.add_argument('--full-size', action='store_true',
+                   help="use the preset's own sizes instead of the four above")
+    p.add_argument('--img-size', type=int, default=448)
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'])
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--repeats', type=int, default=5, help='timed repetitions')
+    p.add_argument('--num-classes', type=int, default=150)
+    p.add_argument('--skip-mmseg', action='store_true')
+    p.add_argument('--json', help='also write the figures to this file')
+    p.add_argument('--worker', help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- models
+def backbone_kwargs(args, **extra):
+    kw = dict(arch=args.arch, img_size=args.img_size, out_indices=[-1])
+    if not args.full_size:
+        kw.update(embed_dims=args.embed_dims, num_layers=args.depth, num_heads=args.heads,
+                  mlp_hidden_dims=args.mlp)
+    kw.update(extra)
+    return kw
+
+
+def build_internvit(args, **extra):
+    from mmseg_internvit import InternViT
+    torch.manual_seed(0)
+    m = InternViT(**backbone_kwargs(args, **extra))
+    m.init_weights()
+    return m
+
+
+def build_mmseg_vit(args, ours):
+    """mmseg's VisionTransformer with the same width, depth, heads, MLP and tokens."""
+    from mmseg.models.backbones import VisionTransformer
+    a = ours.arch_settings
+    if a['mlp_hidden_dims'] % a['embed_dims']:
+        raise ValueError('mmseg VisionTransformer needs an integer mlp ratio; '
+                         'use --skip-mmseg for this size')
+    torch.manual_seed(0)
+    return VisionTransformer(
+        img_size=args.img_size, patch_size=a['patch_size'], embed_dims=a['embed_dims'],
+        num_layers=a['num_layers'], num_heads=a['num_heads'],
+        mlp_ratio=a['mlp_hidden_dims'] // a['embed_dims'], out_indices=a['num_layers'] - 1,
+        qkv_bias=a['qkv_bias'], with_cls_token=True, final_norm=False,
+        patch_pad=0, interpolate_mode='bicubic')
+
+
+def forward_flops(backbone, img_size: int) -> float:
+    """Multiply-adds x 2 of the matmuls and convolutions of one image's forward."""
+    a = backbone.arch_settings
+    C, H, L, p = a['embed_dims'], a['mlp_hidden_dims'], a['num_layers'], a['patch_size']
+    n = math.ceil(img_size / p)**2
+    N = n + 1
+    patch = 2 * n * C * 3 * p * p
+    per_block = 2 * N * (3 * C * C + C * C + 2 * C * H) + 2 * 2 * N * N * C
+    return patch + L * per_block
+
+
+# ----------------------------------------------------------------------------- timing
+def sync(device):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def timeit(fn, device, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_flops_per_s(args, tokens: int, C: int, H: int) -> float:
+    """Dense GEMM throughput at the backbone's own MLP shape (tokens x C @ C x H)."""
+    dt = getattr(torch, args.dtype)
+    a = torch.randn(tokens, C, device=args.device, dtype=dt)
+    b = torch.randn(C, H, device=args.device, dtype=dt)
+    sec = timeit(lambda: a @ b, args.device, max(args.repeats, 5) * 2)
+    return 2 * tokens * C * H / sec
+
+
+# ----------------------------------------------------------------------------- workers
+def peak_bytes(device):
+    if device.startswith('cuda'):
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def worker(spec: dict) -> dict:
+    """One measurement in a fresh process, so that peak memory belongs to it alone."""
+    args = argparse.Namespace(**spec['args'])
+    kind = spec['kind']
+    dev, dt = args.device, getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, 3, args.img_size, args.img_size, device=dev)
+    if kind.startswith('forward'):
+        impl = kind.split(':')[1]
+        if impl == 'mmseg':
+            model = build_mmseg_vit(args, build_internvit(args, init_cfg=None))
+        else:
+            model = build_internvit(args, attn_impl=impl)
+        model.to(dev, dt)
+        model.eval()  # not chained: mmseg's VisionTransformer.train() returns None
+        x = x.to(dt)
+
+        def step():
+            with torch.no_grad():
+                model(x)
+        sec = timeit(step, dev, args.repeats)
+        return dict(seconds=sec, images_per_s=args.batch / sec)
+
+    # training steps: backbone + BN/1x1-conv linear head, CE loss, AdamW
+    from mmseg_internvit import BNLinearHead
+    frozen, with_cp = 'frozen' in kind, 'cp' in kind
+    backbone = build_internvit(args, frozen=frozen, with_cp=with_cp, drop_path_rate=0.0)
+    head = BNLinearHead(in_channels=backbone.embed_dims, num_classes=args.num_classes,
+                        norm_cfg=dict(type='BN'))
+    model = torch.nn.ModuleDict(dict(backbone=backbone, head=head)).to(dev).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    grad_bytes = sum(p.numel() * p.element_size() for p in params)
+    opt = torch.optim.AdamW(params, lr=1e-4) if 'opt' in kind else None
+    labels = torch.randint(0, args.num_classes, (args.batch, args.img_size, args.img_size),
+                           device=dev)
+    use_amp = args.dtype != 'float32'
+
+    def step():
+        with torch.autocast(dev.split(':')[0], dtype=dt, enabled=use_amp):
+            logits = head(backbone(x))
+            logits = torch.nn.functional.interpolate(logits, size=labels.shape[-2:],
+                                                     mode='bilinear')
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        loss.backward()
+        if opt is not None:
+            opt.step()
+            opt.zero_grad(set_to_none=False)  # keep grads allocated: steady state
+
+    if dev.startswith('cuda'):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    base = peak_bytes(dev)  # model, head and inputs are already there
+    sec = timeit(step, dev, args.repeats, warmup=1)
+    peak = peak_bytes(dev) - base
+    return dict(seconds=sec, peak_bytes=peak, grad_bytes=grad_bytes,
+                activation_bytes=max(peak - grad_bytes * (2 if opt else 1), 0))
+
+
+def run_worker(kind: str, args) -> dict:
+    spec = dict(kind=kind, args={k: v for k, v in vars(args).items()
+                                 if k not in ('worker', 'json')})
+    proc = subprocess.run([sys.executable, osp.abspath(__file__), '--worker',
+                           json.dumps(spec)], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f'benchmark worker {kind!r} failed:\n{proc.stderr[-3000:]}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- report
+def gib(n):
+    return f'{n / 2**30:.2f} GiB'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return None
+    from mmseg_internvit import InternViT
+    with torch.device('meta'):
+        meta = InternViT(**backbone_kwargs(args))
+    a = meta.arch_settings
+    n_params = sum(p.numel() for p in meta.parameters())
+    tokens = math.ceil(args.img_size / a['patch_size'])**2 + 1
+    dev_name = torch.cuda.get_device_name() if args.device.startswith('cuda') else \
+        f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
+    print(f"InternViT {a['embed_dims']}w x {a['num_layers']} blocks, {a['num_heads']} heads, "
+          f"mlp {a['mlp_hidden_dims']}, {n_params / 1e6:.1f}M params | input "
+          f"{args.batch}x3x{args.img_size}x{args.img_size} ({tokens} tokens) | "
+          f"{args.dtype} on {args.device} ({dev_name}) | torch {torch.__version__}")
+    res = {}
+    rows = []
+
+    # forward paths
+    impls = ['sdpa', 'reference']
+    from mmseg_internvit.models.backbones.internvit import flash_attn_func
+    if args.device.startswith('cuda') and flash_attn_func is not None \
+            and args.dtype != 'float32':
+        impls.append('flash')
+    if not args.skip_mmseg:
+        impls.append('mmseg')
+    for impl in impls:
+        res[f'fwd_{impl}'] = run_worker(f'forward:{impl}', args)
+    sdpa = res['fwd_sdpa']['seconds']
+    flops = forward_flops(meta, args.img_size) * args.batch
+    gemm = matmul_flops_per_s(args, args.batch * tokens, a['embed_dims'],
+                              a['mlp_hidden_dims'])
+    achieved = flops / sdpa
+    res.update(forward_flops=flops, matmul_flops_per_s=gemm, achieved_flops_per_s=achieved)
+    rows.append(('forward, SDPA attention', f"{res['fwd_sdpa']['images_per_s']:.2f} img/s",
+                 '', ''))
+    for impl, label, target in (('reference', 'plain reference attention', 1.4),
+                                ('flash', 'flash-attn', None),
+                                ('mmseg', "mmseg VisionTransformer (same size)", 1.3)):
+        if f'fwd_{impl}' in res:
+            r = res[f'fwd_{impl}']['seconds'] / sdpa
+            res[f'speedup_vs_{impl}'] = r
+            rows.append((f'forward, {label}', f"{res[f'fwd_{impl}']['images_per_s']:.2f} img/s",
+                         f'SDPA is {r:.2f}x faster', f'>= {target}x' if target else ''))
+    frac = achieved / gemm
+    res['fraction_of_matmul'] = frac
+    rows.append(('forward FLOP/s (analytic FLOPs / time)', f'{achieved / 1e9:.1f} GFLOP/s',
+                 f'{100 * frac:.0f}% of matmul {gemm / 1e9:.1f} GFLOP/s', '>= 80%'))
+
+    # training steps
+    for kind in ('train:full:opt', 'train:frozen:opt', 'train:full', 'train:full:cp'):
+        res[kind] = run_worker(kind, args)
+    full, frozen = res['train:full:opt'], res['train:frozen:opt']
+    t_ratio = frozen['seconds'] / full['seconds']
+    m_ratio = frozen['peak_bytes'] / full['peak_bytes']
+    res.update(frozen_time_ratio=t_ratio, frozen_memory_ratio=m_ratio)
+    rows.append(('train step, trainable backbone', f"{full['seconds'] * 1e3:.0f} ms",
+                 f"peak {gib(full['peak_bytes'])}", ''))
+    rows.append(('train step, frozen backbone', f"{frozen['seconds'] * 1e3:.0f} ms",
+                 f"{100 * t_ratio:.0f}% time, {100 * m_ratio:.0f}% peak memory "
+                 f"({gib(frozen['peak_bytes'])})", '<= 50% / <= 40%'))
+    off, on = res['train:full'], res['train:full:cp']
+    act_ratio = off['activation_bytes'] / max(on['activation_bytes'], 1)
+    res.update(checkpoint_activation_reduction=act_ratio,
+               checkpoint_time_ratio=on['seconds'] / off['seconds'])
+    rows.append(('fwd+bwd, no checkpointing', f"{off['seconds'] * 1e3:.0f} ms",
+                 f"activations {gib(off['activation_bytes'])}", ''))
+    rows.append(('fwd+bwd, gradient checkpointing', f"{on['seconds'] * 1e3:.0f} ms",
+                 f"activations {gib(on['activation_bytes'])}: {act_ratio:.1f}x less, "
+                 f"{on['seconds'] / off['seconds']:.2f}x time", '>= 3x less'))
+
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    print()
+    print(f"| {'measurement':<{w[0]}} | {'figure':<{w[1]}} | {'comparison':<{w[2]}} | "
+          f"{'target':<{w[3]}} |")
+    print(f"|{'-' * (w[0] + 2)}|{'-' * (w[1] + 2)}|{'-' * (w[2] + 2)}|{'-' * (w[3] + 2)}|")
+    for r in rows:
+        print('| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(r)) + ' |')
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(res, f, indent=1)
+    return res
+
+
+if __name__ == '__main__':
+    main()
