@@ -220,3 +220,52 @@ def test_bad_arguments(kwargs, exc, match):
 def test_bad_input_rank():
     with pytest.raises(ValueError, match=r'\(B, C, H, W\)'):
         build()(torch.randn(3, 28, 28))
+
+
+# ----------------------------------------------------------------------------- windows
+@pytest.mark.parametrize('impl', ['sdpa', 'reference'])
+@pytest.mark.parametrize('window', [4, 6])  # grid 4x4: exact fit, and padded + masked
+def test_window_covering_the_image_equals_global_attention(tmp_path, impl, window):
+    glob_model, _ = loaded_pair(tmp_path, out_indices=[0, 2], attn_impl=impl)
+    win_model, _ = loaded_pair(tmp_path, out_indices=[0, 2], attn_impl=impl,
+                               window_size=window)
+    assert all(b.window_size == window for b in win_model.blocks)
+    x = torch.randn(2, 3, 56, 56)
+    for a, b in zip(glob_model(x), win_model(x)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_windows_keep_information_local():
+    """One windowed block on a 4x4 grid with 2x2 windows: changing the pixels of the
+    top-left window leaves the bottom-right window's tokens untouched."""
+    m = build(num_layers=1, window_size=2, img_size=56).eval()
+    x = torch.randn(1, 3, 56, 56)
+    y = x.clone()
+    y[..., :28, :28] += 1.0
+    a, b = m(x)[0], m(y)[0]
+    torch.testing.assert_close(a[..., 2:, 2:], b[..., 2:, 2:])
+    assert not torch.allclose(a[..., :2, :2], b[..., :2, :2])
+    g = build(num_layers=1, img_size=56).eval()
+    assert not torch.allclose(g(x)[0][..., 2:, 2:], g(y)[0][..., 2:, 2:])
+
+
+@pytest.mark.parametrize('size', [(56, 56), (70, 98), (30, 44)])
+def test_windowed_padding_shapes_and_gradients(size):
+    m = build(window_size=3, global_attn_indexes=[-1], out_indices=[0, 2]).train()
+    assert [b.window_size for b in m.blocks] == [3, 3, 0]
+    outs = m(torch.randn(2, 3, *size))
+    sum(o.sum() for o in outs).backward()
+    assert outs[0].shape == (2, 48, math.ceil(size[0] / 14), math.ceil(size[1] / 14))
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize('kwargs,exc,match', [
+    (dict(window_size=-1), ValueError, 'window_size'),
+    (dict(window_size=2.5), ValueError, 'window_size'),
+    (dict(window_size=2, global_attn_indexes=[5]), ValueError,
+     'global_attn_indexes entry 5 is out of range'),
+    (dict(window_size=2, global_attn_indexes='all'), TypeError, 'global_attn_indexes'),
+])
+def test_bad_window_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        build(**kwargs)

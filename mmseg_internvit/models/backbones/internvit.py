@@ -77,10 +77,13 @@ def build_norm(norm_type: str, dims: int, eps: float, **factory) -> nn.Module:
     return nn.LayerNorm(dims, eps=eps, **factory)
 
 
-def reference_attention(q: torch.Tensor, k: torch.Tensor,
-                        v: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v spelled out, on (B, heads, N, head_dim) tensors."""
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v spelled out, on (B, heads, N, head_dim) tensors;
+    ``mask`` (bool, broadcastable to the scores) keeps the True positions."""
     attn = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
+    if mask is not None:
+        attn = attn.masked_fill(~mask, float('-inf'))
     return attn.softmax(dim=-1) @ v
 
 
@@ -102,22 +105,25 @@ class InternAttention(nn.Module):
             self.k_norm = nn.RMSNorm(embed_dims, eps=norm_eps, **factory)
         self.proj = nn.Linear(embed_dims, embed_dims, **factory)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``key_mask`` (B, N) bool: False marks padding tokens no query may attend to."""
         B, N, C = x.shape
         q, k, v = self.qkv(x).unflatten(-1, (3, C)).unbind(dim=2)
         if self.qk_normalization:
             q, k = self.q_norm(q), self.k_norm(k)
         heads = (self.num_heads, self.head_dims)
-        if self.attn_impl == 'flash' and use_flash_attn(x):
+        if self.attn_impl == 'flash' and key_mask is None and use_flash_attn(x):
             # flash-attn takes (B, N, heads, head_dim): no transposes needed.
             out = flash_attn_func(q.unflatten(-1, heads), k.unflatten(-1, heads),
                                   v.unflatten(-1, heads))
             return self.proj(out.flatten(-2))
         q, k, v = (t.unflatten(-1, heads).transpose(1, 2) for t in (q, k, v))
+        mask = None if key_mask is None else key_mask[:, None, None, :]
         if self.attn_impl == 'reference':
-            out = reference_attention(q, k, v)
+            out = reference_attention(q, k, v, mask)
         else:
-            out = F.scaled_dot_product_attention(q, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 
@@ -146,8 +152,9 @@ class InternBlock(nn.Module):
     def __init__(self, embed_dims: int, num_heads: int, mlp_hidden_dims: int,
                  qkv_bias: bool, qk_normalization: bool, norm_type: str,
                  norm_eps: float, layer_scale_init: float, drop_path: float,
-                 attn_impl: str, **factory) -> None:
+                 attn_impl: str, window_size: int = 0, **factory) -> None:
         super().__init__()
+        self.window_size = window_size
         self.norm1 = build_norm(norm_type, embed_dims, norm_eps, **factory)
         self.attn = InternAttention(embed_dims, num_heads, qkv_bias, qk_normalization,
                                     norm_eps, attn_impl, **factory)
@@ -157,9 +164,41 @@ class InternBlock(nn.Module):
         self.ls2 = nn.Parameter(torch.full((embed_dims, ), layer_scale_init, **factory))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1 * self.attn(self.norm1(x)))
+    def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        y = self.norm1(x)
+        y = self.window_attn(y, grid) if self.window_size else self.attn(y)
+        x = x + self.drop_path(self.ls1 * y)
         return x + self.drop_path(self.ls2 * self.mlp(self.norm2(x)))
+
+    def window_attn(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        """Attention within ``window_size`` x ``window_size`` windows of the patch grid
+        (ViTDet style), so memory grows with the image area instead of its square.
+
+        The grid is padded at the bottom/right to whole windows; padded tokens are
+        masked out as keys. The class token joins every window and its output is the
+        mean over the windows, so a window covering the whole grid computes exactly
+        global attention.
+        """
+        B, _, C = x.shape
+        (h, w), ws = grid, self.window_size
+        cls_tok, patches = x[:, :1], x[:, 1:].reshape(B, h, w, C)
+        ph, pw = (-h) % ws, (-w) % ws
+        nh, nw = (h + ph) // ws, (w + pw) // ws
+        patches = F.pad(patches, (0, 0, 0, pw, 0, ph))
+        windows = patches.reshape(B, nh, ws, nw, ws, C).transpose(2, 3).reshape(
+            B * nh * nw, ws * ws, C)
+        seq = torch.cat([cls_tok.repeat_interleave(nh * nw, dim=0), windows], dim=1)
+        key_mask = None
+        if ph or pw:
+            valid = torch.ones(h + ph, w + pw, dtype=torch.bool, device=x.device)
+            valid[h:], valid[:, w:] = False, False
+            valid = valid.reshape(nh, ws, nw, ws).transpose(1, 2).reshape(nh * nw, ws * ws)
+            key_mask = torch.cat([valid.new_ones(nh * nw, 1), valid], dim=1).repeat(B, 1)
+        out = self.attn(seq, key_mask)
+        cls_out = out[:, :1].reshape(B, nh * nw, 1, C).mean(dim=1)
+        out = out[:, 1:].reshape(B, nh, nw, ws, ws, C).transpose(2, 3).reshape(
+            B, nh * ws, nw * ws, C)[:, :h, :w]
+        return torch.cat([cls_out, out.reshape(B, h * w, C)], dim=1)
 
 
 def resize_pos_embed_grid(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
@@ -197,6 +236,11 @@ class InternViT(BaseModule):
             ``'reference'`` (plain matmul + softmax).
         with_cp (bool): recompute each block in the backward pass (gradient
             checkpointing) to save activation memory.
+        window_size (int): when > 0, blocks attend within windows of this many
+            patches per side (ViTDet style, for large detection inputs); the grid is
+            padded to whole windows and the padding masked. 0: global attention.
+        global_attn_indexes (Sequence[int]): blocks that keep global attention when
+            ``window_size`` > 0 (negative indices allowed), e.g. every 6th block.
         frozen (bool): freeze the backbone: no trainable parameters, always in eval
             mode, and forward runs without building an autograd graph.
         param_dtype (str, optional): dtype the weights are created and held in,
@@ -221,6 +265,8 @@ class InternViT(BaseModule):
                  drop_path_rate: float = 0.0,
                  attn_impl: str = 'sdpa',
                  with_cp: bool = False,
+                 window_size: int = 0,
+                 global_attn_indexes: Sequence[int] = (),
                  frozen: bool = False,
                  param_dtype: Optional[str] = None,
                  in_channels: int = 3,
@@ -265,6 +311,14 @@ class InternViT(BaseModule):
             raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
         if init_cfg is not None and not isinstance(init_cfg, dict):
             raise TypeError(f'init_cfg must be a dict or None, got {init_cfg!r}')
+        if isinstance(window_size, bool) or not isinstance(window_size, int) \
+                or window_size < 0:
+            raise ValueError(f'window_size must be an int >= 0, got {window_size!r}')
+        global_blocks = set(_normalize_out_indices(list(global_attn_indexes),
+                                                   self.num_layers, 'global_attn_indexes',
+                                                   allow_empty=True, ordered=False))
+        self.window_size = window_size
+        self.global_attn_indexes = sorted(global_blocks)
         self.attn_impl = attn_impl
         self.with_cp = with_cp
         self.frozen = frozen
@@ -283,7 +337,8 @@ class InternViT(BaseModule):
         self.blocks = nn.ModuleList([
             InternBlock(C, cfg['num_heads'], cfg['mlp_hidden_dims'], cfg['qkv_bias'],
                         cfg['qk_normalization'], cfg['norm_type'], norm_eps,
-                        cfg['layer_scale_init'], dpr[i], attn_impl, **factory)
+                        cfg['layer_scale_init'], dpr[i], attn_impl,
+                        window_size=0 if i in global_blocks else window_size, **factory)
             for i in range(self.num_layers)
         ])
         if frozen:
@@ -344,9 +399,9 @@ class InternViT(BaseModule):
         outs = []
         for i, block in enumerate(self.blocks[:self.out_indices[-1] + 1]):
             if self.with_cp and self.training and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
+                x = cp.checkpoint(block, x, (h, w), use_reentrant=False)
             else:
-                x = block(x)
+                x = block(x, (h, w))
             if i in self.out_indices:
                 fmap = x[:, 1:].transpose(1, 2).reshape(B, C, h, w)
                 outs.append(fmap.to(out_dtype) if fmap.dtype != out_dtype else fmap)
@@ -387,23 +442,23 @@ def _validate_arch(cfg: dict) -> dict:
     return cfg
 
 
-def _normalize_out_indices(out_indices, num_layers: int) -> List[int]:
-    if isinstance(out_indices, int) and not isinstance(out_indices, bool):
-        out_indices = [out_indices]
-    if not isinstance(out_indices, (list, tuple)) or not all(
-            isinstance(i, int) and not isinstance(i, bool) for i in out_indices):
-        raise TypeError(f'out_indices must be an int or a sequence of ints, '
-                        f'got {out_indices!r}')
-    if not out_indices:
-        raise ValueError('out_indices must not be empty')
+def _normalize_out_indices(indices, num_layers: int, name: str = 'out_indices',
+                           allow_empty: bool = False, ordered: bool = True) -> List[int]:
+    """Validate block indices (negatives count from the end) and make them >= 0."""
+    if isinstance(indices, int) and not isinstance(indices, bool):
+        indices = [indices]
+    if not isinstance(indices, (list, tuple)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise TypeError(f'{name} must be an int or a sequence of ints, got {indices!r}')
+    if not indices and not allow_empty:
+        raise ValueError(f'{name} must not be empty')
     normalized = []
-    for i in out_indices:
+    for i in indices:
         if not -num_layers <= i < num_layers:
-            raise ValueError(f'out_indices entry {i} is out of range for '
-                             f'{num_layers} blocks')
+            raise ValueError(f'{name} entry {i} is out of range for {num_layers} blocks')
         normalized.append(i % num_layers)
     if len(set(normalized)) != len(normalized):
-        raise ValueError(f'out_indices {list(out_indices)} name a block twice')
-    if normalized != sorted(normalized):
-        raise ValueError(f'out_indices {list(out_indices)} must be in increasing order')
+        raise ValueError(f'{name} {list(indices)} name a block twice')
+    if ordered and normalized != sorted(normalized):
+        raise ValueError(f'{name} {list(indices)} must be in increasing order')
     return normalized
