@@ -1,6 +1,6 @@
 # Copyright (c) internvit-dense contributors. Licensed under the MIT License.
 import os.path as osp
-from typing import Optional
+from typing import Dict, Optional, Sequence, Union
 
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
@@ -32,32 +32,37 @@ class RecordSubsetHook(Hook):
 @HOOKS.register_module()
 class EvalBeforeTrainHook(Hook):
     """Evaluate the model once before the first training iteration, and report the
-    metric before and after training when training ends.
+    metrics before and after training when training ends.
 
     mmengine's train loops first evaluate after ``val_interval`` iterations; this gives
-    the starting point a curve or a demo needs.
+    the starting point a curve or a demo needs. Skipped when resuming.
 
     Args:
-        metric (str): key of the metric to report, e.g. ``'mIoU'``.
+        metric (str | Sequence[str]): keys of the metrics to report, e.g. ``'mIoU'`` or
+            ``('coco/bbox_mAP', 'coco/segm_mAP')``.
     """
     priority = 'LOW'  # after checkpoint loading / weight init
 
-    def __init__(self, metric: str = 'mIoU') -> None:
-        self.metric = metric
-        self.before: Optional[float] = None
-        self.latest: Optional[float] = None
+    def __init__(self, metric: Union[str, Sequence[str]] = 'mIoU') -> None:
+        self.metrics = (metric, ) if isinstance(metric, str) else tuple(metric)
+        self.before: Dict[str, float] = {}
+        self.latest: Dict[str, float] = {}
 
     def before_train(self, runner) -> None:
         if runner.val_loop is None or runner.iter > 0:  # nothing to compare on resume
             return
-        metrics = runner.val_loop.run()
-        self.before = metrics.get(self.metric)
+        results = runner.val_loop.run()
+        self.before = {k: results[k] for k in self.metrics if k in results}
+        missing = [k for k in self.metrics if k not in results]
+        if missing:
+            runner.logger.warning(f'before training the evaluator gave no {missing} '
+                                  f'(it returned {sorted(results)})')
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        if metrics and self.metric in metrics:
-            self.latest = metrics[self.metric]
+        self.latest.update({k: metrics[k] for k in self.metrics if k in (metrics or {})})
 
     def after_train(self, runner) -> None:
-        if self.before is not None and self.latest is not None:
-            runner.logger.info(f'{self.metric} before training: {self.before:.2f}, '
-                               f'after training: {self.latest:.2f}')
+        for key in self.metrics:
+            if key in self.before and key in self.latest:
+                runner.logger.info(f'{key} before training: {self.before[key]:.4g}, '
+                                   f'after training: {self.latest[key]:.4g}')
