@@ -1,0 +1,12 @@
+# Mask R-CNN over InternViT + a simple feature pyramid (mmdet's own Mask R-CNN).
+_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', './internvit_vit.py']
+
+model = dict(
+    data_preprocessor={{_base_.vit_data_preprocessor}},
+    backbone={{_base_.vit_backbone}},
+    neck={{_base_.vit_neck}},
+    rpn_head=dict(num_convs=2),
+    roi_head=dict(
+        bbox_head=dict(type='Shared4Conv1FCBBoxHead', conv_out_channels=256,
+                       norm_cfg={{_base_.norm_cfg}}),
+        mask_head=dict(norm_cfg={{_base_.norm_cfg}})))

@@ -1,0 +1,28 @@
+# The parts every InternViT detector shares: a plain ViT (patch 16, windowed attention
+# with interleaved global blocks) and a ViTDet-style simple feature pyramid.
+custom_imports = dict(imports=['mmdet_internvit'], allow_failed_imports=False)
+
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+vit_data_preprocessor = dict(
+    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+    pad_size_divisor=32)
+vit_backbone = dict(
+    _delete_=True,
+    type='InternViT',
+    arch='internvit-300m-448px',
+    patch_size=16,           # 14-px weights are resized on load (kernel + grid)
+    img_size=1024,
+    out_indices=[23],
+    window_size=14,          # 1024 px / 16 = 64 patches: windows of 14 + padding
+    global_attn_indexes=[5, 11, 17, 23],
+    drop_path_rate=0.4,
+    with_cp=True,
+    init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-300M-448px'))
+vit_neck = dict(
+    _delete_=True,
+    type='SimpleFeaturePyramid',
+    in_channels=1024,
+    out_channels=256,
+    scales=(4, 2, 1, 0.5),
+    num_outs=5,
+    norm_cfg=norm_cfg)
