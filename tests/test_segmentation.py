@@ -15,10 +15,10 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmseg_internvit  # noqa: F401
+from conftest import train_user_config
 from mmseg_internvit.engine import internvit_layer_id
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tools'))
 SEG_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit' / '*.py')) +
                      glob.glob(str(ROOT / 'configs' / 'demo' / '*ade20k*.py')))
 DEMO_CONFIG = str(ROOT / 'configs' / 'demo' /
@@ -318,23 +318,13 @@ def test_train_val_test_and_infer_end_to_end(demo_root, tmp_path):
     data through tools/train.py; tools/test.py and tools/infer.py then use its
     checkpoint and write overlay images."""
     import infer
-    import train
-    user_cfg = tmp_path / 'my_config.py'
-    user_cfg.write_text(
-        f"_base_ = '{DEMO_CONFIG}'\n"
+    user_cfg, ckpt, log = train_user_config(tmp_path, DEMO_CONFIG, (
         f"data_root = '{demo_root}'\n"
         "train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,\n"
         "                        dataset=dict(data_root=data_root))\n"
         "val_dataloader = dict(num_workers=0, persistent_workers=False,\n"
         "                      dataset=dict(data_root=data_root, indices=3))\n"
-        "test_dataloader = val_dataloader\n"
-        "train_cfg = dict(max_iters=2, val_interval=2)\n"
-        "default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))\n")
-    work = tmp_path / 'work'
-    train.main([str(user_cfg), '--work-dir', str(work)])
-    ckpt = work / 'iter_2.pth'
-    assert ckpt.is_file()
-    log = next(work.glob('*/*.log')).read_text()
+        "test_dataloader = val_dataloader\n"))
     assert 'mIoU before training' in log and 'Iter(train) [2/2]' in log
     # a fresh process, as users run it (mmengine's visualizer is a per-process
     # singleton, so a second runner in this process would draw into the first's folder)

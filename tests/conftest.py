@@ -1,0 +1,22 @@
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tools'))
+
+
+def train_user_config(tmp_path, base_config: str, body: str):
+    """Write a user's config that inherits one of ours (by path, as a user would), train
+    it for 2 iterations + one validation through tools/train.py, and return
+    ``(config path, checkpoint, log text)``."""
+    import train
+    cfg = tmp_path / 'my_config.py'
+    cfg.write_text(f"_base_ = '{base_config}'\n" + body +
+                   "train_cfg = dict(max_iters=2, val_interval=2)\n"
+                   "default_hooks = dict(checkpoint=dict(interval=2), "
+                   "logger=dict(interval=1))\n")
+    work = tmp_path / 'work'
+    train.main([str(cfg), '--work-dir', str(work)])
+    ckpt = work / 'iter_2.pth'
+    assert ckpt.is_file()
+    return cfg, ckpt, next(work.glob('*/*.log')).read_text()

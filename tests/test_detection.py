@@ -1,0 +1,176 @@
+"""COCO detection / instance segmentation with InternViT on mmdet 3.x."""
+import glob
+import json
+import os.path as osp
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+import mmdet_internvit  # noqa: F401
+from conftest import train_user_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DET_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_det' / '*.py')) +
+                     glob.glob(str(ROOT / 'configs' / 'demo' / '*coco*.py')))
+DEMO_CONFIG = str(ROOT / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb2-300it_demo-coco.py')
+TINY = 32
+
+
+def tiny_det_cfg(cfg):
+    b = cfg.model.backbone
+    b.update(embed_dims=TINY, num_heads=2, mlp_hidden_dims=2 * TINY, init_cfg=None,
+             with_cp=False)
+    cfg.model.neck.in_channels = TINY
+    cfg.model.neck.norm_cfg = dict(type='BN', requires_grad=True)
+    return cfg
+
+
+@pytest.fixture(scope='session')
+def coco_root(tmp_path_factory):
+    import prepare_demo_data
+    out = tmp_path_factory.mktemp('coco')
+    prepare_demo_data.main(['--task', 'det', '--coco-out', str(out), '--min-images', '1'])
+    return str(out)
+
+
+def test_detection_config_set():
+    names = {osp.basename(p) for p in DET_CONFIGS}
+    for name in ('mask-rcnn_internvit-6b-frozen_simplefpn_8xb2-1x_coco.py',
+                 'mask-rcnn_internvit-300m_simplefpn_32xb2-lsj-100e_coco.py',
+                 'cascade-mask-rcnn_internvit-300m_simplefpn_32xb2-lsj-100e_coco.py',
+                 'mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py',
+                 'cascade-mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py'):
+        assert name in names
+    for path in DET_CONFIGS:
+        if 'demo' not in path:
+            text = open(path).read()
+            assert 'GPUs x' in text or 'GPUs x' in open(
+                str(ROOT / 'configs/_base_/det/schedule_lsj-100e_adamw.py')).read()
+
+
+@pytest.mark.parametrize('path', DET_CONFIGS, ids=osp.basename)
+def test_every_detection_config_builds_and_runs_tiny(path):
+    from mmdet.registry import MODELS
+    from mmengine.optim import build_optim_wrapper
+    cfg = tiny_det_cfg(Config.fromfile(path))
+    assert cfg.default_scope == 'mmdet'
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    b = model.backbone
+    assert b.patch_size == 16 and b.window_size > 0 and b.global_attn_indexes
+    feats = model.extract_feat(torch.randn(2, 3, 128, 160))
+    out_ch = cfg.model.neck.out_channels
+    assert [tuple(f.shape) for f in feats] == [
+        (2, out_ch, 128 // s, 160 // s) for s in (4, 8, 16, 32)] + [(2, out_ch, 2, 3)]
+    if cfg.optim_wrapper.type == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'OptimWrapper'  # mmengine: AMP needs an accelerator
+        cfg.optim_wrapper.pop('dtype')
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    in_optimizer = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert in_optimizer == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize('name,frozen', [
+    ('mask-rcnn_internvit-6b-frozen_simplefpn_8xb2-1x_coco.py', True),
+    ('cascade-mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py', False),
+])
+def test_6b_detectors_on_the_meta_device(name, frozen):
+    import model_info
+    path = str(ROOT / 'configs' / 'internvit_det' / name)
+    model, backbone, _ = model_info.build(model_info.parse_args([path]))
+    trainable, total = model_info.count_params(model)
+    backbone_total = sum(p.numel() for p in backbone.parameters())
+    assert 5.85e9 < backbone_total < 5.95e9  # patch 16 kernel: same count as patch 14 + grid
+    assert total - backbone_total > 0.1e9  # the 3200-wide pyramid + heads
+    if frozen:
+        assert trainable == total - backbone_total
+    else:
+        assert trainable == total
+
+
+# ----------------------------------------------------------------------------- data
+def write_coco(tmp_path, images, annotations):
+    (tmp_path / 'train2017').mkdir(exist_ok=True)
+    (tmp_path / 'annotations').mkdir(exist_ok=True)
+    for im in images:
+        if im.pop('_exists', True):
+            Image.new('RGB', (im['width'], im['height'])).save(
+                tmp_path / 'train2017' / im['file_name'])
+    ann = tmp_path / 'annotations' / 'instances_train2017.json'
+    ann.write_text(json.dumps(dict(images=images, annotations=annotations,
+                                   categories=[dict(id=1, name='person')])))
+    return ann
+
+
+def checked_dataset(tmp_path, ann):
+    from mmdet_internvit import CheckedCocoDataset
+    init_default_scope('mmdet')
+    return CheckedCocoDataset(data_root=str(tmp_path), ann_file=str(ann),
+                              data_prefix=dict(img='train2017/'), pipeline=[],
+                              metainfo=dict(classes=('person', )))
+
+
+def good_ann(**kw):
+    a = dict(id=7, image_id=1, category_id=1, bbox=[1, 2, 10, 12], area=120, iscrowd=0,
+             segmentation=[[1, 2, 11, 2, 11, 14]])
+    a.update(kw)
+    return a
+
+
+def test_checked_coco_loads_a_good_file(tmp_path):
+    ann = write_coco(tmp_path, [dict(id=1, file_name='a.jpg', width=32, height=32)],
+                     [good_ann()])
+    ds = checked_dataset(tmp_path, ann)
+    assert len(ds) == 1 and ds[0]['instances'][0]['bbox'] == [1, 2, 11, 14]
+
+
+def test_missing_image_is_named(tmp_path):
+    ann = write_coco(tmp_path, [dict(id=1, file_name='gone.jpg', width=32, height=32,
+                                     _exists=False)], [good_ann()])
+    with pytest.raises(FileNotFoundError, match=r"image 'gone.jpg' \(id 1\).*gone.jpg"):
+        checked_dataset(tmp_path, ann)
+
+
+@pytest.mark.parametrize('bbox', [[1, 2, 10], [1, 2, -3, 4], [1, 2, 'a', 4],
+                                  [1, 2, float('nan'), 4], None])
+def test_malformed_box_is_named(tmp_path, bbox):
+    ann = write_coco(tmp_path, [dict(id=1, file_name='a.jpg', width=32, height=32)],
+                     [good_ann(bbox=bbox)])
+    with pytest.raises(ValueError, match=r"instances_train2017.json: image 'a.jpg' "
+                       r'\(id 1\): annotation id 7 has a malformed bbox'):
+        checked_dataset(tmp_path, ann)
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_demo_coco_data(coco_root):
+    with open(osp.join(coco_root, 'annotations', 'instances_train2017.json')) as f:
+        d = json.load(f)
+    assert d['images'] and d['annotations'] and len(d['categories']) == 80
+    for a in d['annotations']:
+        assert a['bbox'][2] > 0 and a['bbox'][3] > 0 and a['segmentation']['counts']
+        assert osp.isfile(osp.join(coco_root, 'train2017',
+                                   next(i['file_name'] for i in d['images']
+                                        if i['id'] == a['image_id'])))
+
+
+def test_detection_train_val_and_infer_end_to_end(coco_root, tmp_path):
+    import infer
+    user_cfg, ckpt, log = train_user_config(tmp_path, DEMO_CONFIG, (
+        f"data_root = '{coco_root}/'\n"
+        "train_dataloader = dict(num_workers=0, persistent_workers=False,\n"
+        "    dataset=dict(dataset=dict(data_root=data_root)))\n"
+        "val_dataloader = dict(num_workers=0, persistent_workers=False,\n"
+        "    dataset=dict(data_root=data_root, indices=3))\n"
+        "test_dataloader = val_dataloader\n"
+        "val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')\n"
+        "test_evaluator = val_evaluator\n"))
+    assert 'coco/bbox_mAP before training' in log and 'coco/segm_mAP' in log
+    img = sorted(glob.glob(osp.join(coco_root, 'val2017', '*.jpg')))[0]
+    out = infer.main([str(user_cfg), str(ckpt), img, '--out-dir', str(tmp_path / 'inf'),
+                      '--score-thr', '0.0'])
+    assert Image.open(out[0]).size == Image.open(img).size
