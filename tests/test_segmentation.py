@@ -339,3 +339,18 @@ def test_train_val_test_and_infer_end_to_end(demo_root, tmp_path):
     img = sorted(glob.glob(osp.join(demo_root, 'images', 'validation', '*.jpg')))[0]
     out = infer.main([str(user_cfg), str(ckpt), img, '--out-dir', str(tmp_path / 'inf')])
     assert Image.open(out[0]).size == Image.open(img).size
+    # the trained backbone, extracted from the run checkpoint, loads strictly into a
+    # patch-16 detection backbone (kernel and grid resized)
+    import extract_backbone
+    from mmseg_internvit import InternViT
+    weights = extract_backbone.main([str(ckpt), str(tmp_path / 'backbone.safetensors')])
+    det = InternViT(arch='internvit-300m-448px', embed_dims=96, num_layers=6, num_heads=3,
+                    mlp_hidden_dims=384, patch_size=16, img_size=320, out_indices=[5],
+                    init_cfg=dict(type='Pretrained', checkpoint=weights))
+    det.init_weights()
+    trained = torch.load(ckpt, weights_only=False)['state_dict']
+    torch.testing.assert_close(det.blocks[3].mlp.fc1.weight,
+                               trained['backbone.blocks.3.mlp.fc1.weight'])
+    with pytest.raises(KeyError, match="no keys with prefix 'detector.'"):
+        extract_backbone.main([str(ckpt), str(tmp_path / 'x.safetensors'), '--prefix',
+                               'detector.'])

@@ -7,7 +7,8 @@ All outside key layouts are converted in one place (:func:`convert_key`):
   directory or a file, safetensors or ``.bin``, sharded with an ``*.index.json`` or not,
   and with the ``vision_model.`` prefix of InternVL chat checkpoints;
 * the older mmseg-0.x ``.pth`` files of the InternVL authors (weights under ``module``,
-  ``cls_token`` / ``pos_embed`` / ``patch_embed.proj`` / ``blocks.{i}`` / ``ls1.gamma``).
+  ``cls_token`` / ``pos_embed`` / ``patch_embed.proj`` / ``blocks.{i}`` / ``ls1.gamma``);
+* this package's own names, as written by ``tools/extract_backbone.py``.
 
 Sharded checkpoints are read lazily: only the shards holding vision weights are opened,
 so pointing at a 26B InternVL chat model reads just its vision tower.
@@ -136,9 +137,9 @@ _HF_RULES = [
     (re.compile(r'^embeddings\.patch_embedding\.(weight|bias)$'), r'patch_embed.\1'),
     (re.compile(r'^encoder\.layers\.(\d+)\.(.+)$'), r'blocks.\1.\2'),
 ]
-_OLD_RULES = [
+_OLD_RULES = [  # and this package's own names (tools/extract_backbone.py)
     (re.compile(r'^(cls_token|pos_embed)$'), r'\1'),
-    (re.compile(r'^patch_embed\.proj\.(weight|bias)$'), r'patch_embed.\1'),
+    (re.compile(r'^patch_embed\.(proj\.)?(weight|bias)$'), r'patch_embed.\2'),
     (re.compile(r'^blocks\.(\d+)\.(ls[12])\.gamma$'), r'blocks.\1.\2'),
     (re.compile(r'^blocks\.(\d+)\.(.+)$'), r'blocks.\1.\2'),
 ]
