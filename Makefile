@@ -1,16 +1,20 @@
 # Two entry points do all the set-up on a fresh machine (see README):
 #   make demo   set up, then run the main job on the embedded default
 #   make test   set up, then run the test suite
+#   make demo-det  the detection demo (after, or including, the segmentation one)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo test
+.PHONY: setup demo demo-det test
 setup:
 	bash tools/setup_env.sh
 
 demo: setup
 	PY=$(PY) bash tools/run_demo.sh
+
+demo-det: setup
+	PY=$(PY) bash tools/run_demo.sh det
 
 test: setup
 	$(PY) -m pytest tests

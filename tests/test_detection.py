@@ -16,7 +16,7 @@ from conftest import train_user_config
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_det' / '*.py')) +
                      glob.glob(str(ROOT / 'configs' / 'demo' / '*coco*.py')))
-DEMO_CONFIG = str(ROOT / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb2-300it_demo-coco.py')
+DEMO_CONFIG = str(ROOT / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb2-600it_demo-coco.py')
 TINY = 32
 
 
@@ -160,7 +160,17 @@ def test_demo_coco_data(coco_root):
 
 def test_detection_train_val_and_infer_end_to_end(coco_root, tmp_path):
     import infer
+    from safetensors.torch import save_file
+
+    from mmseg_internvit import InternViT
+    # a patch-14 backbone of the demo's size stands in for the segmentation demo's
+    seg_backbone = InternViT(arch='internvit-300m-448px', embed_dims=96, num_layers=6,
+                             num_heads=3, mlp_hidden_dims=384, img_size=196)
+    seg_backbone.init_weights()
+    weights = tmp_path / 'backbone.safetensors'
+    save_file(seg_backbone.state_dict(), str(weights))
     user_cfg, ckpt, log = train_user_config(tmp_path, DEMO_CONFIG, (
+        f"model = dict(backbone=dict(init_cfg=dict(checkpoint='{weights}')))\n"
         f"data_root = '{coco_root}/'\n"
         "train_dataloader = dict(num_workers=0, persistent_workers=False,\n"
         "    dataset=dict(dataset=dict(data_root=data_root)))\n"
@@ -170,6 +180,7 @@ def test_detection_train_val_and_infer_end_to_end(coco_root, tmp_path):
         "val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')\n"
         "test_evaluator = val_evaluator\n"))
     assert 'coco/bbox_mAP before training' in log and 'coco/segm_mAP' in log
+    assert 'resized patch-embedding kernel from (14, 14) to (16, 16)' in log
     img = sorted(glob.glob(osp.join(coco_root, 'val2017', '*.jpg')))[0]
     out = infer.main([str(user_cfg), str(ckpt), img, '--out-dir', str(tmp_path / 'inf'),
                       '--score-thr', '0.0'])

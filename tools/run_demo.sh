@@ -1,20 +1,49 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (`make demo` runs the set-up first):
-# build the demo dataset, train the tiny InternViT UperNet, evaluate, and draw.
+# The embedded demos (`make demo` / `make demo-det` run the set-up first).
+#   bash tools/run_demo.sh        segmentation: ADE20K layout, tiny InternViT UperNet
+#   bash tools/run_demo.sh det    detection: COCO layout, tiny InternViT Mask R-CNN that
+#                                 starts from the segmentation demo's backbone (trained
+#                                 first when work_dirs/demo_ade20k has no checkpoint)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
-CONFIG=configs/demo/upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py
-WORK_DIR=${WORK_DIR:-work_dirs/demo_ade20k}
+TASK=${1:-seg}
+SEG_CONFIG=configs/demo/upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py
+DET_CONFIG=configs/demo/mask-rcnn_internvit-tiny_1xb2-600it_demo-coco.py
+SEG_DIR=work_dirs/demo_ade20k
+DET_DIR=work_dirs/demo_coco
 
-rm -rf "$WORK_DIR"
-"$PY" tools/prepare_demo_data.py
-"$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
-CKPT=$(cat "$WORK_DIR/last_checkpoint")
-"$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test" \
-    --show-dir "$WORK_DIR/overlays"
-"$PY" tools/plot_curves.py "$WORK_DIR"
-echo
-grep -h "mIoU before training" "$WORK_DIR"/*/*.log | sed 's/.*INFO - /demo: /'
-echo "demo: overlays (ground truth | prediction) in $WORK_DIR/overlays/vis_data/vis_image/"
-echo "demo: loss / mIoU curves in $WORK_DIR/curves.png"
+run_seg() {
+    rm -rf "$SEG_DIR"
+    "$PY" tools/prepare_demo_data.py --task seg
+    "$PY" tools/train.py "$SEG_CONFIG" --work-dir "$SEG_DIR"
+    "$PY" tools/test.py "$SEG_CONFIG" "$(cat "$SEG_DIR/last_checkpoint")" \
+        --work-dir "$SEG_DIR/test" --show-dir "$SEG_DIR/overlays"
+    "$PY" tools/plot_curves.py "$SEG_DIR"
+    echo
+    grep -h "mIoU before training" "$SEG_DIR"/*/*.log | sed 's/.*INFO - /demo: /'
+    echo "demo: overlays (ground truth | prediction) in $SEG_DIR/overlays/vis_data/vis_image/"
+    echo "demo: loss / mIoU curves in $SEG_DIR/curves.png"
+}
+
+run_det() {
+    [ -f "$SEG_DIR/last_checkpoint" ] || run_seg
+    "$PY" tools/extract_backbone.py "$(cat "$SEG_DIR/last_checkpoint")" \
+        "$SEG_DIR/backbone.safetensors"
+    rm -rf "$DET_DIR"
+    "$PY" tools/prepare_demo_data.py --task det
+    "$PY" tools/train.py "$DET_CONFIG" --work-dir "$DET_DIR"
+    "$PY" tools/test.py "$DET_CONFIG" "$(cat "$DET_DIR/last_checkpoint")" \
+        --work-dir "$DET_DIR/test" --show-dir "$DET_DIR/drawn"
+    "$PY" tools/plot_curves.py "$DET_DIR" --metric coco/bbox_mAP
+    echo
+    grep -h "mAP before training" "$DET_DIR"/*/*.log | sed 's/.*INFO - /demo: /'
+    echo "demo: predicted boxes and masks in $DET_DIR/drawn/"
+    echo "demo: loss / box AP curves in $DET_DIR/curves.png"
+}
+
+case "$TASK" in
+    seg) run_seg ;;
+    det) run_det ;;
+    *) echo "usage: $0 [seg|det]" >&2; exit 2 ;;
+esac
