@@ -167,8 +167,14 @@ class InternBlock(nn.Module):
     def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         y = self.norm1(x)
         y = self.window_attn(y, grid) if self.window_size else self.attn(y)
-        x = x + self.drop_path(self.ls1 * y)
-        return x + self.drop_path(self.ls2 * self.mlp(self.norm2(x)))
+        x = self._residual(x, self.ls1, y)
+        return self._residual(x, self.ls2, self.mlp(self.norm2(x)))
+
+    def _residual(self, x: torch.Tensor, scale: torch.Tensor,
+                  y: torch.Tensor) -> torch.Tensor:
+        if self.training and isinstance(self.drop_path, DropPath):
+            return x + self.drop_path(scale * y)
+        return torch.addcmul(x, scale, y)  # x + scale * y in one pass over memory
 
     def window_attn(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         """Attention within ``window_size`` x ``window_size`` windows of the patch grid
