@@ -238,3 +238,22 @@ def test_no_vision_weights(tmp_path):
     save_file({'text.weight': torch.zeros(2)}, str(tmp_path / 'model.safetensors'))
     with pytest.raises(CheckpointMismatchError, match='no InternViT weights'):
         load(tmp_path / 'model.safetensors')
+
+
+def test_weights_load_once_through_a_parent_module(tmp_path, weights, monkeypatch):
+    """mmengine parents call children's init_weights unless they report is_init."""
+    from mmengine.model import BaseModule
+    save_file(weights, str(tmp_path / 'model.safetensors'))
+    calls = []
+    orig = ckpt_mod.CheckpointReader.__init__
+    monkeypatch.setattr(ckpt_mod.CheckpointReader, '__init__',
+                        lambda self, p: calls.append(p) or orig(self, p))
+
+    class Parent(BaseModule):
+        def __init__(self):
+            super().__init__()
+            self.backbone = make_model(tmp_path / 'model.safetensors')
+    parent = Parent()
+    parent.init_weights()
+    parent.init_weights()
+    assert len(calls) == 1

@@ -357,6 +357,7 @@ class InternViT(BaseModule):
             # strict=False and would silently skip missing or mismatched keys.
             load_pretrained_into(self, **{k: v for k, v in self.init_cfg.items()
                                           if k != 'type'})
+            self._is_init = True  # as BaseModule does: parents must not load it again
             return
         super().init_weights()
         if self.init_cfg is not None:
