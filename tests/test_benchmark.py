@@ -1,0 +1,21 @@
+"""tools/benchmark.py runs end to end at a tiny size and reports every figure (no
+timing is asserted here: speed targets are read from the tool's own output)."""
+import math
+
+
+def test_benchmark_reports_all_comparisons(capsys):
+    import benchmark
+    res = benchmark.main(['--embed-dims', '32', '--depth', '2', '--heads', '2',
+                          '--mlp', '64', '--img-size', '56', '--batch', '1',
+                          '--repeats', '1', '--num-classes', '5'])
+    for key in ('speedup_vs_reference', 'speedup_vs_mmseg', 'fraction_of_matmul',
+                'frozen_time_ratio', 'frozen_memory_ratio',
+                'checkpoint_activation_reduction', 'checkpoint_time_ratio'):
+        assert math.isfinite(res[key]) and res[key] > 0, key
+    # analytic FLOPs of a 2-block, width-32 model on 4x4 patches + class token
+    n, N, C, H = 16, 17, 32, 64
+    expected = 2 * n * C * 3 * 14 * 14 + 2 * (2 * N * (4 * C * C + 2 * C * H) +
+                                              4 * N * N * C)
+    assert res['forward_flops'] == expected
+    table = capsys.readouterr().out
+    assert 'SDPA is' in table and 'of matmul' in table and 'less' in table
