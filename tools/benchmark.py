@@ -14,10 +14,10 @@ Measured side by side in one run:
   * gradient checkpointing on vs off: the backbone's peak activation memory and time
     (forward + backward of the backbone alone).
 
-Every memory figure comes from a fresh worker process: on CPU the growth of its peak
-resident set (ru_maxrss) over the state after building the model, with glibc's mmap
-threshold fixed so that freed tensors leave the resident set; on CUDA
-``torch.cuda.max_memory_allocated``. Activation memory is that peak minus the bytes of the
+Every memory figure comes from a fresh worker process: on CPU (Linux) the peak resident
+set (VmHWM, reset just before the steps) minus the resident set at that moment, with
+glibc's mmap threshold fixed so that freed tensors leave the resident set; on CUDA
+``torch.cuda.max_memory_allocated`` over the allocation before the steps. Activation memory is that peak minus the bytes of the
 parameter gradients.
 """
 import argparse
@@ -142,10 +142,39 @@ def matmul_flops_per_s(args, tokens: int, C: int, H: int) -> float:
 
 
 # ----------------------------------------------------------------------------- workers
-def peak_bytes(device):
+def _proc_status_bytes(field: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) * 1024  # kB
+    raise KeyError(field)
+
+
+def reset_peak(device) -> int:
+    """Start a peak-memory window; return the memory in use now."""
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    try:  # Linux: reset the resident-set high-water mark (VmHWM) to the current RSS
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return _proc_status_bytes('VmRSS')
+    except OSError:  # elsewhere: the process-lifetime peak is the best there is
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_bytes(device) -> int:
     if device.startswith('cuda'):
         return torch.cuda.max_memory_allocated()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    try:
+        return _proc_status_bytes('VmHWM')
+    except (OSError, KeyError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float('nan')
 
 
 def worker(spec: dict) -> dict:
@@ -203,12 +232,9 @@ def worker(spec: dict) -> dict:
             opt.step()
             opt.zero_grad(set_to_none=False)  # keep grads allocated: steady state
 
-    if dev.startswith('cuda'):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    base = peak_bytes(dev)  # model, head and inputs are already there
+    base = reset_peak(dev)  # model, head and inputs are already there
     sec = timeit(step, dev, args.repeats, warmup=1)
-    peak = peak_bytes(dev) - base
+    peak = max(peak_bytes(dev) - base, 0)
     return dict(seconds=sec, peak_bytes=peak, grad_bytes=grad_bytes,
                 activation_bytes=max(peak - grad_bytes * (2 if opt else 1), 0))
 
@@ -296,8 +322,8 @@ def main(argv=None):
         speed, mem = run_worker(kind, args), run_worker(kind, args, memory=True)
         res[kind] = dict(speed, **{k: v for k, v in mem.items() if k != 'seconds'})
     full, frozen = res['train:full:opt'], res['train:frozen:opt']
-    t_ratio = frozen['seconds'] / full['seconds']
-    m_ratio = frozen['peak_bytes'] / full['peak_bytes']
+    t_ratio = ratio(frozen['seconds'], full['seconds'])
+    m_ratio = ratio(frozen['peak_bytes'], full['peak_bytes'])
     res.update(frozen_time_ratio=t_ratio, frozen_memory_ratio=m_ratio)
     rows.append(('train step, trainable backbone', f"{full['seconds'] * 1e3:.0f} ms",
                  f"peak {gib(full['peak_bytes'])}", ''))
@@ -305,9 +331,9 @@ def main(argv=None):
                  f"{100 * t_ratio:.0f}% time, {100 * m_ratio:.0f}% peak memory "
                  f"({gib(frozen['peak_bytes'])})", '<= 50% / <= 40%'))
     off, on = res['backbone:full'], res['backbone:full:cp']
-    act_ratio = off['activation_bytes'] / max(on['activation_bytes'], 1)
+    act_ratio = ratio(off['activation_bytes'], on['activation_bytes'])
     res.update(checkpoint_activation_reduction=act_ratio,
-               checkpoint_time_ratio=on['seconds'] / off['seconds'])
+               checkpoint_time_ratio=ratio(on['seconds'], off['seconds']))
     rows.append(('backbone fwd+bwd, no checkpointing', f"{off['seconds'] * 1e3:.0f} ms",
                  f"activations {gib(off['activation_bytes'])}", ''))
     rows.append(('backbone fwd+bwd, checkpointing', f"{on['seconds'] * 1e3:.0f} ms",
