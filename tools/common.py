@@ -1,4 +1,5 @@
 """Helpers shared by the command-line tools (one set of tools for mmseg and mmdet)."""
+import os
 import os.path as osp
 import sys
 import warnings
@@ -38,3 +39,24 @@ def load_config(path: str, cfg_options=None):
 
 def default_work_dir(config_path: str) -> str:
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def add_run_args(parser) -> None:
+    """The flags train.py and test.py share, as mmseg's and mmdet's tools spell them."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='where logs (and checkpoints) go')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        metavar='KEY=VALUE', help='override settings of the config')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_run_config(args):
+    """Config of a train/test run: options applied, launcher and work dir set."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    return cfg

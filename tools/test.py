@@ -7,29 +7,19 @@
 boxes and masks).
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import DictAction
-
-from common import default_work_dir, load_config, quiet_known_warnings
+from common import add_run_args, load_run_config, quiet_known_warnings
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='where the metrics log goes')
     parser.add_argument('--show-dir', help='save prediction overlays into this folder')
     parser.add_argument('--out', help='dump raw predictions to this pickle file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        metavar='KEY=VALUE', help='override settings of the config')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_run_args(parser)
+    return parser.parse_args(argv)
 
 
 def enable_drawing(cfg, show_dir: str) -> None:
@@ -49,9 +39,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    cfg = load_run_config(args)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)

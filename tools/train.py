@@ -9,40 +9,27 @@ in the work dir (or the given file) with its iteration counter, learning-rate sc
 and optimizer state.
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import DictAction
-
-from common import default_work_dir, load_config, quiet_known_warnings
+from common import add_run_args, load_run_config, quiet_known_warnings
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a segmentor or detector')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
                         help='resume from CKPT, or from the latest checkpoint in the '
                         'work dir when no file is given')
     parser.add_argument('--amp', action='store_true',
                         help='bf16 automatic mixed precision (AmpOptimWrapper)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        metavar='KEY=VALUE', help='override settings of the config')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_run_args(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
     quiet_known_warnings()
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    cfg = load_run_config(args)
     if args.amp:
         wrapper = cfg.optim_wrapper
         if wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
