@@ -20,3 +20,21 @@ def train_user_config(tmp_path, base_config: str, body: str):
     ckpt = work / 'iter_2.pth'
     assert ckpt.is_file()
     return cfg, ckpt, next(work.glob('*/*.log')).read_text()
+
+
+def assert_optimizer_holds_trainable_params(model, optim_wrapper_cfg):
+    """Build a config's optimizer wrapper and check it holds exactly the trainable
+    parameters (frozen ones get no optimizer state)."""
+    import torch
+    from mmengine.optim import build_optim_wrapper
+    cfg = optim_wrapper_cfg.copy()
+    if cfg.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        # mmengine refuses AmpOptimWrapper without an accelerator; the constructor and
+        # its parameter groups, checked here, are the same.
+        cfg['type'] = 'OptimWrapper'
+        cfg.pop('dtype', None)
+    wrapper = build_optim_wrapper(model, cfg)
+    in_optimizer = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert in_optimizer == {id(p) for p in model.parameters() if p.requires_grad}, \
+        'the optimizer must hold exactly the trainable params (none of the frozen ones)'
+    return wrapper

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tools'))
-import model_info  # noqa: E402
+import model_info  # noqa: E402  (tools/ is on sys.path through conftest)
 
 
 def parse_total(text):
