@@ -3,10 +3,10 @@
 Importing this package registers its classes in mmseg's registries; configs load it with
 ``custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)``.
 """
-from . import compat
+from . import compat, dist
 from .datasets import ADE20KSubsetDataset, LoadCheckedAnnotations
-from .engine import (EvalBeforeTrainHook, InternViTLayerDecayOptimizerConstructor,
-                     RecordSubsetHook)
+from .engine import (EvalBeforeTrainHook, InternViTDeepSpeedStrategy,
+                     InternViTLayerDecayOptimizerConstructor, RecordSubsetHook)
 from .models import (PRESETS, BNLinearHead, CheckpointMismatchError, InternViT,
                      load_pretrained_into, resolve_preset)
 from .version import __version__
@@ -16,4 +16,5 @@ compat.apply()
 __all__ = ['__version__', 'InternViT', 'PRESETS', 'resolve_preset',
            'load_pretrained_into', 'CheckpointMismatchError', 'BNLinearHead',
            'ADE20KSubsetDataset', 'LoadCheckedAnnotations', 'EvalBeforeTrainHook',
-           'RecordSubsetHook', 'InternViTLayerDecayOptimizerConstructor']
+           'RecordSubsetHook', 'InternViTLayerDecayOptimizerConstructor',
+           'InternViTDeepSpeedStrategy']

@@ -4,7 +4,9 @@
                          [--cfg-options KEY=VALUE ...] [--launcher pytorch|slurm|mpi]
 
 ``--show-dir`` saves every prediction drawn over its image (segmentation overlays, or
-boxes and masks).
+boxes and masks). A DeepSpeed run's checkpoint (a directory) is first turned into one
+plain file by ``tools/consolidate_zero_checkpoint.py``; a config's ``strategy`` is ignored
+here, evaluation runs on the plain runner.
 """
 import argparse
 import os.path as osp
@@ -37,10 +39,16 @@ def enable_drawing(cfg, show_dir: str) -> None:
 def main(argv=None):
     quiet_known_warnings()
     args = parse_args(argv)
+    if osp.isdir(args.checkpoint):
+        raise IsADirectoryError(
+            f'{args.checkpoint} is a directory (a DeepSpeed checkpoint?): consolidate it '
+            'first: python tools/consolidate_zero_checkpoint.py '
+            f'{args.checkpoint} plain.pth')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_run_config(args)
     cfg.load_from = args.checkpoint
+    cfg.pop('strategy', None)  # training-time sharding; evaluation is plain
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)
     if args.out:
@@ -48,6 +56,8 @@ def main(argv=None):
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
 
+    from mmseg_internvit.dist import adapt_cfg_for_cpu
+    adapt_cfg_for_cpu(cfg)
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     return runner.test()

@@ -1,12 +1,17 @@
 """Train a segmentation (mmseg) or detection (mmdet) model from a config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--zero N]
                           [--cfg-options KEY=VALUE ...] [--launcher pytorch|slurm|mpi]
 
 The library is taken from the config's ``default_scope``. Checkpoints are written every
 ``default_hooks.checkpoint.interval`` iterations; ``--resume`` continues the latest one
 in the work dir (or the given file) with its iteration counter, learning-rate schedule
 and optimizer state.
+
+A config with a ``strategy`` (e.g. one that inherits ``configs/_base_/deepspeed/*.py``),
+or ``--zero N``, runs on mmengine's ``FlexibleRunner`` with DeepSpeed ZeRO stage N; its
+checkpoints are DeepSpeed directories, turned into one plain file by
+``tools/consolidate_zero_checkpoint.py``. Without CUDA, distributed runs use gloo.
 """
 import argparse
 import os.path as osp
@@ -21,30 +26,63 @@ def parse_args(argv=None):
                         help='resume from CKPT, or from the latest checkpoint in the '
                         'work dir when no file is given')
     parser.add_argument('--amp', action='store_true',
-                        help='bf16 automatic mixed precision (AmpOptimWrapper)')
+                        help='bf16 mixed precision (AmpOptimWrapper; DeepSpeed bf16 '
+                        'under --zero)')
+    parser.add_argument('--zero', type=int, choices=[0, 1, 2, 3], metavar='STAGE',
+                        help='train with DeepSpeed ZeRO stage 0-3 (FlexibleRunner + '
+                        'InternViTDeepSpeedStrategy); overrides the config\'s stage')
     add_run_args(parser)
     return parser.parse_args(argv)
+
+
+def apply_zero_switch(cfg, stage: int) -> None:
+    """``--zero N``: the config's strategy with ZeRO stage N, or a new one."""
+    strategy = cfg.get('strategy') or dict()
+    strategy.setdefault('type', 'InternViTDeepSpeedStrategy')
+    zero = dict(strategy.get('zero_optimization') or {})
+    zero['stage'] = stage
+    strategy['zero_optimization'] = zero
+    cfg.strategy = strategy
 
 
 def main(argv=None):
     quiet_known_warnings()
     args = parse_args(argv)
     cfg = load_run_config(args)
+    if args.zero is not None:
+        apply_zero_switch(cfg, args.zero)
+    flexible = 'strategy' in cfg
     if args.amp:
-        wrapper = cfg.optim_wrapper
-        if wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
-            wrapper.type = 'AmpOptimWrapper'
-            wrapper.setdefault('dtype', 'bfloat16')
+        if flexible:
+            cfg.strategy.setdefault('bf16', dict(enabled=True))
+        else:
+            wrapper = cfg.optim_wrapper
+            if wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
+                wrapper.type = 'AmpOptimWrapper'
+                wrapper.setdefault('dtype', 'bfloat16')
+    if args.resume and args.resume != 'auto' and osp.isdir(args.resume) and not flexible:
+        raise ValueError(f'--resume {args.resume} is a DeepSpeed checkpoint directory; '
+                         'resume it with the same --zero N (or strategy config) as the '
+                         'run that wrote it')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
-        if not osp.isfile(args.resume):
+        if not osp.exists(args.resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
+    elif flexible and cfg.get('load_from') and osp.isfile(cfg.load_from):
+        # a plain checkpoint goes in before DeepSpeed wraps the model (mmengine#1499)
+        cfg.strategy.load_from = cfg.load_from
 
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
+    from mmseg_internvit.dist import adapt_cfg_for_cpu
+    adapt_cfg_for_cpu(cfg)
+    if flexible:
+        from mmengine.runner import FlexibleRunner as RunnerType
+    else:
+        from mmengine.runner import Runner as RunnerType
+    runner = RunnerType.from_cfg(cfg)
     runner.train()
+    return runner
 
 
 if __name__ == '__main__':

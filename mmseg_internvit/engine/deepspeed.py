@@ -1,0 +1,224 @@
+# Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+"""DeepSpeed ZeRO for InternViT runs, through mmengine's own ``FlexibleRunner`` and
+``DeepSpeedStrategy``.
+
+``InternViTDeepSpeedStrategy`` is mmengine's ``DeepSpeedStrategy`` plus what turning an
+ordinary training config into a ZeRO run needs, so that a leaf config only adds a
+``strategy``:
+
+- the config's ``optim_wrapper`` (optimizer, layer-decay constructor, ``paramwise_cfg``)
+  is kept; only its type becomes ``DeepSpeedOptimWrapper``, its ``clip_grad`` becomes
+  DeepSpeed's ``gradient_clipping`` and an ``AmpOptimWrapper``'s bf16 becomes DeepSpeed's
+  ``bf16`` section (DeepSpeed, not autocast, owns precision under the strategy);
+- ``train_micro_batch_size_per_gpu`` comes from the train dataloader;
+- ``with_cp`` switches per-block activation checkpointing of every InternViT in the
+  model (DeepSpeed's own ``activation_checkpointing`` section only acts on models that
+  call ``deepspeed.checkpointing``);
+- frozen parameters are excluded from the optimizer (by the constructor) and from the
+  checkpoints (``exclude_frozen_parameters`` defaults to True);
+- ``load_from`` takes a plain (non-DeepSpeed) checkpoint and loads it, strictly, before
+  DeepSpeed wraps the model: mmengine's strategy hands every ``load_from`` to
+  ``DeepSpeedEngine.load_checkpoint``, which only reads DeepSpeed checkpoint directories
+  (open-mmlab/mmengine#1499), and weights written into an already wrapped model would
+  be overwritten by ZeRO's fp32 master copy at the first step. ``tools/train.py`` moves
+  a plain ``load_from`` here;
+- on a machine without CUDA, the process group is created with gloo
+  (:mod:`mmseg_internvit.dist`).
+"""
+import copy
+import logging
+import os.path as osp
+from typing import Optional
+
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.registry import STRATEGIES
+
+try:
+    from mmengine._strategy import DeepSpeedStrategy
+except ImportError:  # pragma: no cover - mmengine without strategies
+    DeepSpeedStrategy = object
+
+from ..dist import init_cpu_process_group, needs_cpu_workaround
+
+
+def is_deepspeed_checkpoint(path: str) -> bool:
+    """DeepSpeed writes a checkpoint as a directory of ``*model_states.pt`` files."""
+    import glob
+    return osp.isdir(path) and bool(glob.glob(osp.join(path, '*model_states.pt')))
+
+
+def set_internvit_with_cp(model: nn.Module, with_cp: bool) -> int:
+    """Switch per-block activation checkpointing on every InternViT in ``model``."""
+    from ..models import InternViT
+    found = 0
+    for m in model.modules():
+        if isinstance(m, InternViT):
+            m.with_cp = with_cp
+            found += 1
+    return found
+
+
+def load_plain_checkpoint(model: nn.Module, filename: str) -> dict:
+    """Load an mmengine checkpoint (``{'state_dict': ...}``) strictly; missing,
+    unexpected or mis-shaped keys raise an error that lists them."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    from ..models import CheckpointMismatchError
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'load_from checkpoint not found: {filename}')
+    ckpt = _load_checkpoint(filename, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f'{k}: checkpoint {tuple(state[k].shape)} vs model '
+                    f'{tuple(own[k].shape)}' for k in set(own) & set(state)
+                    if state[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        def show(keys):
+            return ', '.join(keys[:8]) + (f' ... ({len(keys)} in all)'
+                                          if len(keys) > 8 else '')
+        raise CheckpointMismatchError(
+            f'{filename} does not fit the model: missing keys [{show(missing)}]; '
+            f'unexpected keys [{show(unexpected)}]; shape mismatches [{show(shapes)}]')
+    model.load_state_dict(state, strict=True)
+    return ckpt
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@STRATEGIES.register_module()
+class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
+    """mmengine's ``DeepSpeedStrategy`` for InternViT configs (see the module doc).
+
+    Args:
+        with_cp (bool, optional): activation checkpointing of the InternViT blocks;
+            None keeps the model config's setting.
+        load_from (str, optional): plain mmengine checkpoint to start from.
+        exclude_frozen_parameters (bool): leave frozen parameters out of the
+            checkpoints. Defaults to True.
+        **kwargs: the arguments of ``DeepSpeedStrategy`` (``zero_optimization``,
+            ``bf16``, ``gradient_clipping``, ...).
+    """
+
+    def __init__(self, *, with_cp: Optional[bool] = None,
+                 load_from: Optional[str] = None,
+                 exclude_frozen_parameters: bool = True, **kwargs):
+        super().__init__(exclude_frozen_parameters=exclude_frozen_parameters, **kwargs)
+        self.with_cp = with_cp
+        self.load_from = load_from
+        if self.config.get('bf16', {}).get('enabled'):
+            self._bf16_model()
+
+    def _bf16_model(self) -> None:
+        """DeepSpeed holds the model in bf16: the images must follow, and so must the
+        float buffers (BatchNorm statistics). DeepSpeed < 0.18 cast whole modules;
+        0.19 casts parameters only unless ``data_types.buffer_dtype`` is set, and
+        BatchNorm then fails on bf16 weights next to fp32 running statistics."""
+        if self._inputs_to_half is None:
+            self._inputs_to_half = ['inputs']
+        self.config.setdefault('data_types', {}).setdefault('buffer_dtype', 'bf16')
+
+    # ------------------------------------------------------------------ distributed
+    def _setup_distributed(self, launcher=None, backend='nccl', **kwargs):
+        if needs_cpu_workaround(launcher):
+            init_cpu_process_group(launcher, backend, kwargs.get('timeout'))
+            return
+        super()._setup_distributed(launcher, backend, **kwargs)
+
+    # ------------------------------------------------------------------ building
+    def build_model(self, model):
+        model = super().build_model(model)
+        if self.with_cp is not None:
+            if not set_internvit_with_cp(model, self.with_cp):
+                print_log('strategy.with_cp is set but the model holds no InternViT',
+                          logger='current', level=logging.WARNING)
+        return model
+
+    def _init_model_weights(self, model):
+        model = super()._init_model_weights(model)
+        if self.load_from is not None:
+            load_plain_checkpoint(model, self.load_from)
+            self.logger.info(f'Loaded plain checkpoint {self.load_from} before '
+                             'wrapping the model in DeepSpeed')
+        return model
+
+    def build_optim_wrapper(self, optim_wrapper, model=None):
+        if isinstance(optim_wrapper, dict):
+            optim_wrapper = self._to_deepspeed_optim_wrapper(optim_wrapper)
+        return super().build_optim_wrapper(optim_wrapper, model)
+
+    def _to_deepspeed_optim_wrapper(self, cfg: dict) -> dict:
+        cfg = copy.deepcopy(dict(cfg))
+        kind = cfg.get('type', 'OptimWrapper')
+        kind = kind if isinstance(kind, str) else kind.__name__
+        if kind == 'DeepSpeedOptimWrapper':
+            return cfg
+        if kind not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise ValueError(f'optim_wrapper.type={kind!r} cannot run under DeepSpeed; '
+                             'use OptimWrapper or AmpOptimWrapper settings')
+        clip = cfg.pop('clip_grad', None)
+        if clip and 'gradient_clipping' not in self.config:
+            if set(clip) - {'max_norm', 'norm_type'} or clip.get('norm_type', 2) != 2:
+                raise ValueError(f'optim_wrapper.clip_grad={clip}: DeepSpeed clips the '
+                                 'global L2 norm only (max_norm)')
+            self.config['gradient_clipping'] = float(clip['max_norm'])
+        dtype = cfg.pop('dtype', None)
+        cfg.pop('loss_scale', None)
+        if kind == 'AmpOptimWrapper' and not any(
+                k in self.config for k in ('bf16', 'fp16', 'amp')):
+            if str(dtype) in ('bfloat16', 'torch.bfloat16'):
+                self.config['bf16'] = dict(enabled=True)
+                self._bf16_model()
+        for key in ('accumulative_counts',):
+            if key in cfg:
+                self.config['gradient_accumulation_steps'] = cfg.pop(key)
+        cfg['type'] = 'DeepSpeedOptimWrapper'
+        return cfg
+
+    def prepare(self, model, *, optim_wrapper=None, param_scheduler=None,
+                compile=False, dispatch_kwargs=None):
+        if not self._prepared:
+            batch = (dispatch_kwargs or {}).get('train_micro_batch_size_per_gpu')
+            self.config.setdefault('train_micro_batch_size_per_gpu', batch or 1)
+        return super().prepare(model, optim_wrapper=optim_wrapper,
+                               param_scheduler=param_scheduler, compile=compile,
+                               dispatch_kwargs=dispatch_kwargs)
+
+    def _wrap_model(self, model):
+        import torch.distributed as torch_dist
+        if not torch_dist.is_initialized():
+            # A single-process run (launcher 'none'): without these DeepSpeed falls
+            # back to MPI discovery. It then creates a one-process group itself.
+            import os
+            for key, value in (('RANK', '0'), ('LOCAL_RANK', '0'), ('WORLD_SIZE', '1'),
+                               ('MASTER_ADDR', '127.0.0.1')):
+                os.environ.setdefault(key, value)
+            os.environ.setdefault('MASTER_PORT', str(_free_port()))
+        return super()._wrap_model(model)
+
+    # ------------------------------------------------------------------ checkpoints
+    def load_checkpoint(self, filename: str, **kwargs) -> dict:
+        if self.load_from is not None and osp.abspath(filename) == osp.abspath(
+                self.load_from):
+            return dict(meta={})  # loaded in _init_model_weights, before wrapping
+        if not is_deepspeed_checkpoint(filename):
+            raise ValueError(
+                f'{filename} is not a DeepSpeed checkpoint directory. Start a DeepSpeed '
+                'run from a plain checkpoint with strategy.load_from (tools/train.py '
+                'moves a plain load_from there), or consolidate a ZeRO checkpoint with '
+                'tools/consolidate_zero_checkpoint.py')
+        return super().load_checkpoint(filename, **kwargs)
+
+    def resume(self, filename: str, **kwargs) -> dict:
+        if not is_deepspeed_checkpoint(filename):
+            raise ValueError(f'cannot resume a DeepSpeed run from {filename}: not a '
+                             'DeepSpeed checkpoint directory (missing *model_states.pt)')
+        return super().resume(filename, **kwargs)
