@@ -8,6 +8,9 @@ longer be read back: ``load_from``, ``--resume`` and ``tools/test.py`` all fail.
 local-file loader is re-registered to read them as mmengine did under torch < 2.6.
 Those files are the ones a user's own runs wrote. Third-party pretrained weights go
 through ``InternViT.init_weights``, which keeps ``weights_only=True``.
+
+mmengine 0.10.7's ``DeepSpeedStrategy`` can be constructed only once per process (see
+``_idempotent_deepspeed_optimizer_registration``).
 """
 import os.path as osp
 
@@ -27,3 +30,27 @@ def apply() -> None:
     if digit_version(torch.__version__.split('+')[0]) >= digit_version('2.6.0'):
         CheckpointLoader.register_scheme(prefixes='', loader=load_local_run_checkpoint,
                                          force=True)
+    _idempotent_deepspeed_optimizer_registration()
+
+
+def _idempotent_deepspeed_optimizer_registration() -> None:
+    """mmengine 0.10.7's ``DeepSpeedStrategy.__init__`` registers DeepSpeed's optimizers
+    every time it runs, and the second registration raises ``KeyError: ... already
+    registered`` (a second strategy in one process: train then test, or tests). The
+    function is looked up in its module at call time; this one registers once."""
+    try:
+        from mmengine._strategy import deepspeed as ds_strategy
+    except ImportError:  # pragma: no cover
+        return
+    original = ds_strategy.register_deepspeed_optimizers
+    if getattr(original, '_idempotent', False):
+        return
+    done: list = []
+
+    def register_once():
+        if not done:
+            done.extend(original())
+        return list(done)
+
+    register_once._idempotent = True
+    ds_strategy.register_deepspeed_optimizers = register_once

@@ -1,6 +1,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
 
@@ -38,3 +40,12 @@ def assert_optimizer_holds_trainable_params(model, optim_wrapper_cfg):
     assert in_optimizer == {id(p) for p in model.parameters() if p.requires_grad}, \
         'the optimizer must hold exactly the trainable params (none of the frozen ones)'
     return wrapper
+
+
+@pytest.fixture(scope='session')
+def demo_root(tmp_path_factory):
+    """The embedded segmentation data (ADE20K layout), written once per session."""
+    import prepare_demo_data
+    out = tmp_path_factory.mktemp('demo')
+    prepare_demo_data.main(['--out', str(out), '--min-images', '1'])
+    return str(out / 'ADEChallengeData2016')

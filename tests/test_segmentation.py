@@ -50,14 +50,6 @@ def tiny_model_cfg(cfg):
     return cfg
 
 
-@pytest.fixture(scope='session')
-def demo_root(tmp_path_factory):
-    import prepare_demo_data
-    out = tmp_path_factory.mktemp('demo')
-    prepare_demo_data.main(['--out', str(out), '--min-images', '1'])
-    return str(out / 'ADEChallengeData2016')
-
-
 # ----------------------------------------------------------------------------- configs
 def test_config_set_is_complete():
     names = {osp.basename(p) for p in SEG_CONFIGS}

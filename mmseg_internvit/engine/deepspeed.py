@@ -14,8 +14,11 @@ ordinary training config into a ZeRO run needs, so that a leaf config only adds 
 - ``with_cp`` switches per-block activation checkpointing of every InternViT in the
   model (DeepSpeed's own ``activation_checkpointing`` section only acts on models that
   call ``deepspeed.checkpointing``);
-- frozen parameters are excluded from the optimizer (by the constructor) and from the
-  checkpoints (``exclude_frozen_parameters`` defaults to True);
+- frozen parameters are excluded from the optimizer, hence from ZeRO's partitions and
+  optimizer states (by the layer-decay constructor); checkpoints keep them so that a
+  consolidated checkpoint is complete (``exclude_frozen_parameters=True`` leaves them
+  out: smaller files, and ``tools/consolidate_zero_checkpoint.py --config`` puts the
+  pretrained frozen weights back);
 - ``load_from`` takes a plain (non-DeepSpeed) checkpoint and loads it, strictly, before
   DeepSpeed wraps the model: mmengine's strategy hands every ``load_from`` to
   ``DeepSpeedEngine.load_checkpoint``, which only reads DeepSpeed checkpoint directories
@@ -103,14 +106,14 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
             None keeps the model config's setting.
         load_from (str, optional): plain mmengine checkpoint to start from.
         exclude_frozen_parameters (bool): leave frozen parameters out of the
-            checkpoints. Defaults to True.
+            checkpoints. Defaults to False.
         **kwargs: the arguments of ``DeepSpeedStrategy`` (``zero_optimization``,
             ``bf16``, ``gradient_clipping``, ...).
     """
 
     def __init__(self, *, with_cp: Optional[bool] = None,
                  load_from: Optional[str] = None,
-                 exclude_frozen_parameters: bool = True, **kwargs):
+                 exclude_frozen_parameters: bool = False, **kwargs):
         super().__init__(exclude_frozen_parameters=exclude_frozen_parameters, **kwargs)
         self.with_cp = with_cp
         self.load_from = load_from

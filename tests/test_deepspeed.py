@@ -1,0 +1,375 @@
+"""DeepSpeed ZeRO through mmengine's FlexibleRunner, on CPU with gloo.
+
+Every run goes through ``tools/dist_train.sh`` (torchrun on the loopback address), as a
+user would launch it, with a tiny UperNet InternViT on the embedded ADE20K-layout data.
+Runs that are compared start from the same plain checkpoint (``load_from``, which is
+itself one of the things under test) with the same seed, no dropout / drop path, and
+fp32 unless stated.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = ROOT / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py'
+ITERS = 6
+# ZeRO-2 reduces gradients by reduce-scatter over flat fp32 buckets and DDP by
+# all-reduce over its own buckets. With two ranks each sum has two terms, so the order
+# cannot differ and the measured losses are bit-identical; we allow 1e-5 relative so
+# that a larger bucket layout (more ranks) does not fail the test on rounding.
+LOSS_RTOL = 1e-5
+
+TINY_CONFIG = """
+_base_ = '{demo}'
+data_root = '{data}'
+crop_size = (64, 64)
+bn = dict(type='BN', requires_grad=True)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(embed_dims=32, num_layers=4, num_heads=2, mlp_hidden_dims=64,
+                  img_size=64, out_indices=[0, 1, 2, 3], drop_path_rate=0.0),
+    neck=dict(embed_dim=32, norm_cfg=bn),
+    decode_head=dict(in_channels=[32] * 4, channels=16, dropout_ratio=0.0, norm_cfg=bn),
+    auxiliary_head=dict(in_channels=32, channels=8, dropout_ratio=0.0, norm_cfg=bn))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True),
+    dict(type='RandomResize', scale=(256, 64), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+test_dataloader = dict(num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root=data_root))
+optim_wrapper = dict(optimizer=dict(lr=1e-3), paramwise_cfg=dict(num_layers=4),
+                     clip_grad=dict(max_norm=1.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=3),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=3, end={iters})]
+train_cfg = dict(max_iters={iters}, val_interval=1000)
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=2, max_keep_ckpts=10, save_best=None))
+custom_hooks = []
+randomness = dict(seed=0)
+"""
+
+# Kills its own process with SIGKILL (no clean-up, as a preempted job dies) on rank 0
+# once iteration KILL_AT has finished; the last checkpoint is the one before it.
+KILL_HOOK = """
+import os, signal
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+@HOOKS.register_module()
+class KillAtIterHook(Hook):
+    priority = 'LOWEST'
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.at and runner.rank == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def setup(demo_root, tmp_path_factory):
+    """The tiny config, a shared initial checkpoint and the kill hook module."""
+    base = tmp_path_factory.mktemp('ds')
+    cfg = base / 'tiny.py'
+    cfg.write_text(TINY_CONFIG.format(demo=DEMO_CONFIG, data=demo_root, iters=ITERS))
+    (base / 'kill_hook.py').write_text(KILL_HOOK)
+    (base / 'killed.py').write_text(
+        "_base_ = './tiny.py'\n"
+        "custom_imports = dict(imports=['mmseg_internvit', 'kill_hook'],\n"
+        "                      allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='KillAtIterHook', at=5)]\n")
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    import mmseg_internvit  # noqa: F401
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        torch.manual_seed(1)
+        model = MODELS.build(Config.fromfile(str(cfg)).model)
+        model.init_weights()
+    init = base / 'init.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, init)
+    return dict(base=base, cfg=str(cfg), init=str(init))
+
+
+def dist_train(setup, work, nproc, *args, check=True, config=None):
+    """``bash tools/dist_train.sh CONFIG NPROC ...``; returns the finished process."""
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
+               PYTHONPATH=f"{setup['base']}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), config or setup['cfg'], str(nproc),
+           '--work-dir', str(work), *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{" ".join(cmd)} failed:\n{proc.stdout[-3000:]}\n'
+                             f'{proc.stderr[-6000:]}')
+    return proc
+
+
+def logged(work) -> dict:
+    """iteration -> (loss, lr) from every run in a work dir (later runs win)."""
+    out = {}
+    for path in sorted(glob.glob(osp.join(str(work), '*', 'vis_data', 'scalars.json'))):
+        for line in Path(path).read_text().splitlines():
+            rec = json.loads(line)
+            if 'loss' in rec:
+                out[rec['iter']] = (rec['loss'], rec['lr'])
+    return out
+
+
+@pytest.fixture(scope='module')
+def plain_run(setup):
+    work = setup['base'] / 'plain'
+    dist_train(setup, work, 2, '--cfg-options', f"load_from={setup['init']}")
+    return work
+
+
+@pytest.fixture(scope='module')
+def plain_single_run(setup):
+    work = setup['base'] / 'plain1'
+    dist_train(setup, work, 1, '--cfg-options', f"load_from={setup['init']}")
+    return work
+
+
+@pytest.fixture(scope='module')
+def zero2_run(setup):
+    work = setup['base'] / 'zero2'
+    dist_train(setup, work, 2, '--zero', '2', '--cfg-options', f"load_from={setup['init']}")
+    return work
+
+
+def assert_same_losses(a: dict, b: dict, iters, rtol=LOSS_RTOL):
+    for i in iters:
+        assert i in a and i in b, f'iteration {i} missing: {sorted(a)} / {sorted(b)}'
+        assert b[i][1] == pytest.approx(a[i][1], rel=1e-9), f'lr differs at iter {i}'
+        assert b[i][0] == pytest.approx(a[i][0], rel=rtol), \
+            f'loss differs at iter {i}: {a[i][0]} vs {b[i][0]}'
+
+
+# ------------------------------------------------------------------- equality and resume
+def test_zero2_two_processes_matches_plain_ddp(plain_run, zero2_run):
+    plain, zero2 = logged(plain_run), logged(zero2_run)
+    assert sorted(plain) == list(range(1, ITERS + 1))
+    assert_same_losses(plain, zero2, range(1, ITERS + 1))
+    # the runs learn (the comparison is not between two constant sequences)
+    assert len({round(v[0], 4) for v in plain.values()}) == ITERS
+    # a DeepSpeed checkpoint is a directory with one optimizer shard per rank
+    ckpt = zero2_run / f'iter_{ITERS}.pth'
+    assert len(glob.glob(str(ckpt / '*optim_states.pt'))) == 2
+    assert (zero2_run / 'last_checkpoint').read_text().strip() == str(ckpt)
+
+
+@pytest.mark.parametrize('zero', [None, '2'], ids=['plain', 'zero2'])
+def test_killed_run_resumes_and_loses_nothing(setup, plain_run, zero2_run, zero):
+    """SIGKILL right after iteration 5 (last checkpoint: 4), then `--resume`: the
+    iteration counter, lr schedule, optimizer state and data order carry on and
+    iterations 5 and 6 reproduce the uninterrupted run."""
+    work = setup['base'] / ('killed_zero' + zero if zero else 'killed_plain')
+    extra = ['--zero', zero] if zero else []
+    proc = dist_train(setup, work, 2, *extra, '--cfg-options',
+                      f"load_from={setup['init']}", check=False,
+                      config=str(setup['base'] / 'killed.py'))
+    assert proc.returncode != 0, 'the run was supposed to be killed'
+    assert (work / 'last_checkpoint').read_text().strip().endswith('iter_4.pth')
+    assert not (work / 'iter_6.pth').exists()
+
+    proc = dist_train(setup, work, 2, *extra, '--resume')
+    assert 'resumed epoch: 0, iter: 4' in proc.stdout + proc.stderr
+    reference = logged(zero2_run if zero else plain_run)
+    resumed = logged(work)
+    assert_same_losses(reference, resumed, (5, 6), rtol=1e-6)
+    assert (work / f'iter_{ITERS}.pth').exists()
+
+
+# ---------------------------------------------------------------------- consolidation
+def test_consolidation_round_trips_exactly_and_loads_in_plain_tools(setup, zero2_run):
+    import consolidate_zero_checkpoint
+    import test as test_tool
+    ckpt = zero2_run / f'iter_{ITERS}.pth'
+    out = setup['base'] / 'consolidated.pth'
+    consolidate_zero_checkpoint.main([str(ckpt), str(out)])
+    state = torch.load(out, weights_only=False)
+    assert state['meta']['iter'] == ITERS
+    # ZeRO-2 in fp32: the model states hold the trained module; the consolidated
+    # weights, rebuilt from the two ranks' fp32 partitions, must equal it bit for bit
+    module = torch.load(next(ckpt.glob('mp_rank_00_model_states.pt')),
+                        weights_only=False)['module']
+    assert set(state['state_dict']) == set(module)
+    for key, value in module.items():
+        assert state['state_dict'][key].dtype == value.dtype, key
+        assert torch.equal(state['state_dict'][key], value), key
+    # and it differs from the initial weights (training happened)
+    init = torch.load(setup['init'], weights_only=False)['state_dict']
+    assert not torch.equal(init['backbone.blocks.0.attn.qkv.weight'],
+                           module['backbone.blocks.0.attn.qkv.weight'])
+    # tools/test.py evaluates it with the plain runner
+    metrics = test_tool.main([setup['cfg'], str(out),
+                              '--work-dir', str(setup['base'] / 'test')])
+    assert 'mIoU' in metrics
+    # the DeepSpeed directory itself is refused with the instruction to consolidate
+    with pytest.raises(IsADirectoryError, match='consolidate'):
+        test_tool.main([setup['cfg'], str(ckpt)])
+
+
+def test_zero3_bf16_checkpointed_single_process_trains_and_saves(setup, plain_single_run):
+    """ZeRO-3 with bf16 and InternViT activation checkpointing, launched as one
+    process: trains, saves partitioned checkpoints, consolidates to a full model."""
+    work = setup['base'] / 'zero3'
+    dist_train(setup, work, 1, '--zero', '3', '--amp', '--cfg-options',
+               f"load_from={setup['init']}", 'strategy.with_cp=True')
+    losses, plain = logged(work), logged(plain_single_run)
+    assert sorted(losses) == list(range(1, ITERS + 1))
+    # bf16 weights and activations against the fp32 plain run of the same single
+    # process: equal to bf16 precision (measured: within 2e-3 relative)
+    assert_same_losses(plain, losses, range(1, ITERS + 1), rtol=1e-2)
+    ckpt = work / f'iter_{ITERS}.pth'
+    assert glob.glob(str(ckpt / 'bf16_zero_pp_rank_0_*optim_states.pt'))
+    import consolidate_zero_checkpoint
+    from mmseg_internvit.engine.deepspeed import load_plain_checkpoint
+    out = consolidate_zero_checkpoint.main([str(ckpt), str(setup['base'] / 'z3.pth')])
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(Config.fromfile(setup['cfg']).model)
+    load_plain_checkpoint(model, out)  # strict: every key present, every shape right
+
+
+# ------------------------------------------------------------------ strategy settings
+def make_strategy(tmp_path, **kwargs):
+    from mmseg_internvit.engine import InternViTDeepSpeedStrategy
+    return InternViTDeepSpeedStrategy(work_dir=str(tmp_path), **kwargs)
+
+
+def test_strategy_keeps_the_configs_optimizer_and_moves_precision_and_clipping(tmp_path):
+    strategy = make_strategy(tmp_path, zero_optimization=dict(stage=2))
+    cfg = strategy._to_deepspeed_optim_wrapper(dict(
+        type='AmpOptimWrapper', dtype='bfloat16', clip_grad=dict(max_norm=3.0),
+        optimizer=dict(type='AdamW', lr=4e-5),
+        constructor='InternViTLayerDecayOptimizerConstructor',
+        paramwise_cfg=dict(num_layers=48, layer_decay_rate=0.95)))
+    assert cfg['type'] == 'DeepSpeedOptimWrapper'
+    assert cfg['constructor'] == 'InternViTLayerDecayOptimizerConstructor'
+    assert cfg['paramwise_cfg'] == dict(num_layers=48, layer_decay_rate=0.95)
+    assert 'clip_grad' not in cfg and 'dtype' not in cfg
+    assert strategy.config['gradient_clipping'] == 3.0
+    assert strategy.config['bf16'] == dict(enabled=True)
+    # bf16 under DeepSpeed 0.19: buffers follow the parameters, images too
+    assert strategy.config['data_types']['buffer_dtype'] == 'bf16'
+    assert strategy._inputs_to_half == ['inputs']
+    with pytest.raises(ValueError, match='norm_type'):
+        make_strategy(tmp_path)._to_deepspeed_optim_wrapper(dict(
+            optimizer=dict(type='AdamW', lr=1e-4),
+            clip_grad=dict(max_norm=1.0, norm_type=1)))
+    with pytest.raises(ValueError, match='ColossalAIOptimWrapper'):
+        make_strategy(tmp_path)._to_deepspeed_optim_wrapper(dict(
+            type='ColossalAIOptimWrapper', optimizer=dict(type='AdamW', lr=1e-4)))
+
+
+def test_strategy_layer_decay_groups_and_frozen_params(tmp_path):
+    """The layer-decay constructor's groups reach DeepSpeed unchanged; frozen params
+    get no optimizer state (so ZeRO neither partitions them nor saves states)."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    import mmseg_internvit  # noqa: F401
+    from mmseg_internvit.engine import internvit_layer_id
+    for frozen in (False, True):
+        cfg = Config.fromfile(str(DEMO_CONFIG))
+        if frozen:
+            cfg.model.backbone.update(frozen=True, param_dtype='bfloat16')
+        strategy = make_strategy(tmp_path, with_cp=True)
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            model = strategy.build_model(cfg.model)
+            wrapper = strategy.build_optim_wrapper(cfg.optim_wrapper, model)
+        assert type(wrapper).__name__ == 'DeepSpeedOptimWrapper'
+        assert model.backbone.with_cp is True
+        held = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
+        assert held == {id(p) for p in model.parameters() if p.requires_grad}
+        if frozen:
+            assert not any(id(p) in held for p in model.backbone.parameters())
+            continue
+        # lr of block i = base lr * 0.95 ** (num_layers + 1 - layer id)
+        base_lr = cfg.optim_wrapper.optimizer.lr
+        names = {id(p): n for n, p in model.named_parameters()}
+        for group in wrapper.optimizer.param_groups:
+            name = names[id(group['params'][0])]
+            layer = internvit_layer_id(name, 6)
+            assert group['lr'] == pytest.approx(base_lr * 0.95 ** (6 + 1 - layer)), name
+
+
+def test_plain_load_from_mismatch_names_the_keys(tmp_path):
+    from mmseg_internvit import CheckpointMismatchError
+    from mmseg_internvit.engine.deepspeed import load_plain_checkpoint
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    bad = tmp_path / 'bad.pth'
+    torch.save({'state_dict': {'0.weight': torch.zeros(3, 2), '0.bias': torch.zeros(4),
+                               'extra.weight': torch.zeros(1)}}, bad)
+    with pytest.raises(CheckpointMismatchError) as err:
+        load_plain_checkpoint(model, str(bad))
+    msg = str(err.value)
+    assert str(bad) in msg and '1.weight' in msg and 'extra.weight' in msg
+    assert '0.bias: checkpoint (4,) vs model (3,)' in msg
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        load_plain_checkpoint(model, str(tmp_path / 'nope.pth'))
+
+
+def test_resume_rules_of_train_py(tmp_path, setup):
+    import train
+    ds_dir = tmp_path / 'iter_2.pth'
+    ds_dir.mkdir()
+    (ds_dir / 'mp_rank_00_model_states.pt').write_bytes(b'')
+    with pytest.raises(ValueError, match='--zero'):
+        train.main([setup['cfg'], '--resume', str(ds_dir), '--work-dir', str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        train.main([setup['cfg'], '--resume', str(tmp_path / 'missing.pth')])
+
+
+def test_cpu_launcher_needs_the_rendezvous_environment(monkeypatch):
+    from mmseg_internvit import dist
+    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(key, raising=False)
+    if torch.cuda.is_available():
+        pytest.skip('the workaround is for machines without CUDA')
+    with pytest.raises(RuntimeError, match='MASTER_ADDR'):
+        dist.init_cpu_process_group('pytorch')
+    assert dist.init_cpu_process_group('none') is False
+
+
+def test_pinned_deepspeed_works_with_mmengine():
+    """mmengine 0.10.7 imports deepspeed.runtime.fp16.onebit when it registers
+    DeepSpeed's optimizers; DeepSpeed >= 0.19.7 removed it. The pin must be the
+    installed version and the registration must work."""
+    import deepspeed
+    import mmengine
+    from mmengine._strategy.deepspeed import register_deepspeed_optimizers
+    pins = dict(line.split('==') for line in
+                (ROOT / 'requirements' / 'deepspeed.txt').read_text().splitlines()
+                if '==' in line and not line.startswith('#'))
+    assert deepspeed.__version__ == pins['deepspeed']
+    assert mmengine.__version__.startswith('0.10.')
+    assert 'OnebitAdam' in register_deepspeed_optimizers()
