@@ -104,6 +104,11 @@ def setup(demo_root, tmp_path_factory):
         "custom_imports = dict(imports=['mmseg_internvit', 'kill_hook'],\n"
         "                      allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='KillAtIterHook', at=5)]\n")
+    # the way users switch a config to ZeRO: a leaf inheriting it and a strategy base
+    # (here in fp32, for the loss comparison)
+    (base / 'tiny_zero2.py').write_text(
+        f"_base_ = ['./tiny.py', '{ROOT}/configs/_base_/deepspeed/zero2_bf16.py']\n"
+        "strategy = dict(bf16=dict(enabled=False), with_cp=False)\n")
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
@@ -159,7 +164,8 @@ def plain_single_run(setup):
 @pytest.fixture(scope='module')
 def zero2_run(setup):
     work = setup['base'] / 'zero2'
-    dist_train(setup, work, 2, '--zero', '2', '--cfg-options', f"load_from={setup['init']}")
+    dist_train(setup, work, 2, '--cfg-options', f"load_from={setup['init']}",
+               config=str(setup['base'] / 'tiny_zero2.py'))
     return work
 
 
@@ -261,6 +267,27 @@ def test_zero3_bf16_checkpointed_single_process_trains_and_saves(setup, plain_si
 
 
 # ------------------------------------------------------------------ strategy settings
+LEAF_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit*' / 'deepspeed' / '*.py')))
+
+
+@pytest.mark.parametrize('path', LEAF_CONFIGS, ids=osp.basename)
+def test_deepspeed_leaf_configs_only_add_a_strategy(path, tmp_path):
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    parent = Config.fromfile(osp.join(osp.dirname(path), '..',
+                                      osp.basename(path).rsplit('_zero', 1)[0] + '.py'))
+    stage = int(path.rsplit('_zero', 1)[1][0])
+    assert cfg.strategy.type == 'InternViTDeepSpeedStrategy'
+    assert cfg.strategy.zero_optimization.stage == stage
+    assert cfg.strategy.bf16.enabled and cfg.strategy.with_cp
+    for key in ('model', 'optim_wrapper', 'param_scheduler', 'train_dataloader',
+                'train_cfg'):
+        assert cfg[key] == parent[key], key
+    wrapper = make_strategy(tmp_path)._to_deepspeed_optim_wrapper(cfg.optim_wrapper)
+    assert wrapper['constructor'] == 'InternViTLayerDecayOptimizerConstructor'
+
+
+
 def make_strategy(tmp_path, **kwargs):
     from mmseg_internvit.engine import InternViTDeepSpeedStrategy
     return InternViTDeepSpeedStrategy(work_dir=str(tmp_path), **kwargs)
