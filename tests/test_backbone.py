@@ -269,3 +269,27 @@ def test_windowed_padding_shapes_and_gradients(size):
 def test_bad_window_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         build(**kwargs)
+
+
+def test_cpu_no_grad_path_fuses_bias_and_gelu_and_matches(monkeypatch):
+    """Without autograd on the CPU the linears run as oneDNN GEMMs with bias (and GELU)
+    applied inside; the result must match the autograd path."""
+    from mmseg_internvit.models.backbones import internvit as mod
+    if mod._MKLDNN_LINEAR is None or not torch.backends.mkldnn.is_available():
+        pytest.skip('this torch build has no oneDNN linear')
+    calls = []
+    fused = mod._MKLDNN_LINEAR
+    monkeypatch.setattr(mod, '_MKLDNN_LINEAR',
+                        lambda *a: calls.append(a[3]) or fused(*a))
+    torch.manual_seed(0)
+    model = InternViT(arch='internvit-300m-448px', embed_dims=32, num_layers=2,
+                      num_heads=2, mlp_hidden_dims=64, img_size=56, out_indices=[1],
+                      init_cfg=None).eval()
+    x = torch.randn(1, 3, 56, 56)
+    with torch.no_grad():
+        out = model(x)[0]
+    assert calls.count('gelu') == 2 and calls.count('none') == 6  # per block: fc1 / qkv, proj, fc2
+    calls.clear()
+    ref = model(x.requires_grad_())[0]
+    assert not calls  # autograd keeps the plain path
+    torch.testing.assert_close(out, ref.detach(), rtol=1e-5, atol=1e-5)

@@ -58,6 +58,27 @@ ATTN_IMPLS = ('sdpa', 'flash', 'reference')
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
            'float16': torch.float16}
 
+# oneDNN's linear with post-ops, the kernel torch.compile's CPU backend emits. F.linear on
+# CPU first copies the bias into the output and then runs the GEMM over it, and GELU is
+# another pass over the 4x-wide hidden activations; here the bias and GELU are applied
+# inside the GEMM. In fp32 without autograd (no backward is defined for it): the frozen
+# backbone of linear probing / head tuning, and inference. See tools/benchmark.py.
+_MKLDNN_LINEAR = getattr(getattr(torch.ops, 'mkldnn', None), '_linear_pointwise', None)
+
+
+def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tensor:
+    """``layer(x)`` (followed by exact GELU if ``gelu``), fused on the CPU when no
+    gradient is needed."""
+    if (_MKLDNN_LINEAR is not None and x.device.type == 'cpu'
+            and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
+            and torch.backends.mkldnn.is_available()
+            and not (torch.is_grad_enabled()
+                     and (x.requires_grad or layer.weight.requires_grad))):
+        return _MKLDNN_LINEAR(x, layer.weight, layer.bias, 'gelu' if gelu else 'none',
+                              [None], 'none')
+    y = layer(x)
+    return F.gelu(y) if gelu else y
+
 
 def resolve_preset(arch: str) -> dict:
     """Return the architecture dict of a preset name or alias (case-insensitive)."""
@@ -109,7 +130,7 @@ class InternAttention(nn.Module):
                 key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``key_mask`` (B, N) bool: False marks padding tokens no query may attend to."""
         B, N, C = x.shape
-        q, k, v = self.qkv(x).unflatten(-1, (3, C)).unbind(dim=2)
+        q, k, v = linear(x, self.qkv).unflatten(-1, (3, C)).unbind(dim=2)
         if self.qk_normalization:
             q, k = self.q_norm(q), self.k_norm(k)
         heads = (self.num_heads, self.head_dims)
@@ -117,14 +138,14 @@ class InternAttention(nn.Module):
             # flash-attn takes (B, N, heads, head_dim): no transposes needed.
             out = flash_attn_func(q.unflatten(-1, heads), k.unflatten(-1, heads),
                                   v.unflatten(-1, heads))
-            return self.proj(out.flatten(-2))
+            return linear(out.flatten(-2), self.proj)
         q, k, v = (t.unflatten(-1, heads).transpose(1, 2) for t in (q, k, v))
         mask = None if key_mask is None else key_mask[:, None, None, :]
         if self.attn_impl == 'reference':
             out = reference_attention(q, k, v, mask)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+        return linear(out.transpose(1, 2).reshape(B, N, C), self.proj)
 
 
 def use_flash_attn(x: torch.Tensor) -> bool:
@@ -139,11 +160,10 @@ class InternMLP(nn.Module):
     def __init__(self, embed_dims: int, hidden_dims: int, **factory) -> None:
         super().__init__()
         self.fc1 = nn.Linear(embed_dims, hidden_dims, **factory)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dims, embed_dims, **factory)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return linear(linear(x, self.fc1, gelu=True), self.fc2)
 
 
 class InternBlock(nn.Module):
