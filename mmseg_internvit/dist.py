@@ -8,7 +8,9 @@ runner wraps models in ``DistributedDataParallel(device_ids=[LOCAL_RANK])``. Bot
 on a CPU-only machine. Both runners (``Runner`` and ``FlexibleRunner``'s strategies)
 only initialise the process group when none exists yet, so on a CPU-only machine we
 create it first, with gloo, from the same environment variables the launchers set;
-DeepSpeed adopts an existing process group. DDP gets the CPU wrapper below.
+DeepSpeed adopts an existing process group. DDP gets the CPU wrapper below, and
+``SyncBN`` layers (the configs' GPU default) become ``BN``: torch's SyncBatchNorm
+refuses CPU tensors once a process group exists.
 
 Nothing here runs when CUDA is available: GPU runs go through mmengine unchanged.
 """
@@ -75,11 +77,33 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, device_ids=None, **kwargs)
 
 
+def sync_bn_to_bn(node) -> int:
+    """Replace every ``norm_cfg`` of type SyncBN in a (config) tree by BN, in place;
+    returns how many were replaced."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            return 1
+        for value in node.values():
+            count += sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += sync_bn_to_bn(value)
+    return count
+
+
 def adapt_cfg_for_cpu(cfg) -> None:
     """Set up a CPU-only distributed run of ``cfg`` (launcher, runner choice already
-    in it): create the gloo group and give the plain runner its CPU DDP wrapper."""
+    in it): create the gloo group, give the plain runner its CPU DDP wrapper and turn
+    SyncBN into BN (per-process statistics, as on one GPU)."""
     if not needs_cpu_workaround(cfg.get('launcher')):
         return
+    replaced = sync_bn_to_bn(cfg.model)
+    if replaced:
+        from mmengine.logging import print_log
+        print_log(f'CPU-only distributed run: {replaced} SyncBN layer configs use BN '
+                  '(torch has no CPU SyncBatchNorm)', logger='current')
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
     init_cpu_process_group(cfg.launcher, backend)
     if 'strategy' not in cfg:

@@ -400,3 +400,12 @@ def test_pinned_deepspeed_works_with_mmengine():
     assert deepspeed.__version__ == pins['deepspeed']
     assert mmengine.__version__.startswith('0.10.')
     assert 'OnebitAdam' in register_deepspeed_optimizers()
+
+
+def test_cpu_runs_turn_sync_bn_into_bn():
+    from mmengine.config import Config
+    from mmseg_internvit.dist import sync_bn_to_bn
+    cfg = Config.fromfile(str(DEMO_CONFIG))
+    assert 'SyncBN' in str(cfg.model)
+    assert sync_bn_to_bn(cfg.model) >= 3  # neck, decode head, auxiliary head
+    assert 'SyncBN' not in str(cfg.model) and "'BN'" in str(cfg.model)
