@@ -293,3 +293,25 @@ def test_cpu_no_grad_path_fuses_bias_and_gelu_and_matches(monkeypatch):
     ref = model(x.requires_grad_())[0]
     assert not calls  # autograd keeps the plain path
     torch.testing.assert_close(out, ref.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_pos_embed_crop_mode_keeps_absolute_positions():
+    """'crop' (detection): a patch's position embedding does not depend on how far the
+    batch is padded; 'resize' (segmentation) stretches the grid to the input."""
+    torch.manual_seed(0)
+    kw = dict(arch='internvit-300m-448px', embed_dims=32, num_layers=1, num_heads=2,
+              mlp_hidden_dims=64, patch_size=16, img_size=160, init_cfg=None)
+    crop = InternViT(pos_embed_mode='crop', **kw)
+    torch.nn.init.normal_(crop.pos_embed)
+    grid = crop.pos_embed[:, 1:].unflatten(1, (10, 10))
+    for h, w in ((10, 10), (6, 10), (10, 4), (3, 7)):
+        pos = crop._pos_embed_for(h, w)
+        assert torch.equal(pos[:, 0], crop.pos_embed[:, 0])
+        assert torch.equal(pos[:, 1:].unflatten(1, (h, w)), grid[:, :h, :w])
+    # larger than img_size: resized, as in 'resize' mode
+    resize = InternViT(pos_embed_mode='resize', **kw)
+    resize.load_state_dict(crop.state_dict())
+    assert torch.equal(crop._pos_embed_for(12, 12), resize._pos_embed_for(12, 12))
+    assert not torch.equal(resize._pos_embed_for(6, 10)[:, 1:11], grid[:, 0, :10])
+    with pytest.raises(ValueError, match='pos_embed_mode'):
+        InternViT(pos_embed_mode='stretch', **kw)

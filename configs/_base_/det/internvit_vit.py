@@ -15,6 +15,9 @@ vit_backbone = dict(
     out_indices=[23],
     window_size=14,          # 1024 px / 16 = 64 patches: windows of 14 + padding
     global_attn_indexes=[5, 11, 17, 23],
+    # absolute positions: batches are padded to varying sizes, and a stretched grid
+    # would give a pixel a different embedding in every batch (and at test time)
+    pos_embed_mode='crop',
     drop_path_rate=0.4,
     with_cp=True,
     init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-300M-448px'))

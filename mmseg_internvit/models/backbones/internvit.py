@@ -267,6 +267,14 @@ class InternViT(BaseModule):
             padded to whole windows and the padding masked. 0: global attention.
         global_attn_indexes (Sequence[int]): blocks that keep global attention when
             ``window_size`` > 0 (negative indices allowed), e.g. every 6th block.
+        pos_embed_mode (str): how the position grid (sized for ``img_size``) meets an
+            input grid of another size. ``'resize'`` stretches it bicubically to the
+            input grid, as mmseg's ViT does: for fixed-size crops and whole-image
+            segmentation. ``'crop'`` gives every patch the embedding of its own
+            absolute position, taking the top-left part of the grid (ViTDet):
+            detection batches are padded bottom/right to varying sizes, and stretching
+            would move a pixel's embedding with the padding of the batch it is in.
+            Inputs larger than ``img_size`` are resized in both modes.
         frozen (bool): freeze the backbone: no trainable parameters, always in eval
             mode, and forward runs without building an autograd graph.
         param_dtype (str, optional): dtype the weights are created and held in,
@@ -293,6 +301,7 @@ class InternViT(BaseModule):
                  with_cp: bool = False,
                  window_size: int = 0,
                  global_attn_indexes: Sequence[int] = (),
+                 pos_embed_mode: str = 'resize',
                  frozen: bool = False,
                  param_dtype: Optional[str] = None,
                  in_channels: int = 3,
@@ -343,6 +352,10 @@ class InternViT(BaseModule):
         global_blocks = set(_normalize_out_indices(list(global_attn_indexes),
                                                    self.num_layers, 'global_attn_indexes',
                                                    allow_empty=True, ordered=False))
+        if pos_embed_mode not in ('resize', 'crop'):
+            raise ValueError("pos_embed_mode must be 'resize' or 'crop', got "
+                             f'{pos_embed_mode!r}')
+        self.pos_embed_mode = pos_embed_mode
         self.window_size = window_size
         self.global_attn_indexes = sorted(global_blocks)
         self.attn_impl = attn_impl
@@ -421,7 +434,7 @@ class InternViT(BaseModule):
         B, C, h, w = x.shape
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(B, -1, -1).to(x.dtype), x], dim=1)
-        x = x + resize_pos_embed_grid(self.pos_embed, self.grid_size, (h, w)).to(x.dtype)
+        x = x + self._pos_embed_for(h, w).to(x.dtype)
 
         outs = []
         for i, block in enumerate(self.blocks[:self.out_indices[-1] + 1]):
@@ -433,6 +446,15 @@ class InternViT(BaseModule):
                 fmap = x[:, 1:].transpose(1, 2).reshape(B, C, h, w)
                 outs.append(fmap.to(out_dtype) if fmap.dtype != out_dtype else fmap)
         return tuple(outs)
+
+    def _pos_embed_for(self, h: int, w: int) -> torch.Tensor:
+        gh, gw = self.grid_size
+        if self.pos_embed_mode == 'crop' and h <= gh and w <= gw:
+            if (h, w) == (gh, gw):
+                return self.pos_embed
+            grid = self.pos_embed[:, 1:].unflatten(1, (gh, gw))[:, :h, :w]
+            return torch.cat([self.pos_embed[:, :1], grid.flatten(1, 2)], dim=1)
+        return resize_pos_embed_grid(self.pos_embed, self.grid_size, (h, w))
 
 
 def _to_2tuple(value, name: str) -> Tuple[int, int]:
