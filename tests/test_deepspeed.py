@@ -409,3 +409,27 @@ def test_cpu_runs_turn_sync_bn_into_bn():
     assert 'SyncBN' in str(cfg.model)
     assert sync_bn_to_bn(cfg.model) >= 3  # neck, decode head, auxiliary head
     assert 'SyncBN' not in str(cfg.model) and "'BN'" in str(cfg.model)
+
+
+def test_consolidation_config_restores_excluded_frozen_weights(setup, tmp_path):
+    """With exclude_frozen_parameters=True a run saves no frozen weights;
+    `--config` takes them from the config's initialised model, and refuses to invent
+    trainable ones."""
+    import consolidate_zero_checkpoint as tool
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    frozen_cfg = tmp_path / 'frozen.py'
+    frozen_cfg.write_text(f"_base_ = '{setup['cfg']}'\n"
+                          "model = dict(backbone=dict(frozen=True))\n")
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(Config.fromfile(str(frozen_cfg)).model)
+    trained = {k: v for k, v in model.state_dict().items()
+               if not k.startswith('backbone.')}
+    state = dict(trained)
+    tool.fill_frozen_weights(state, str(frozen_cfg))
+    assert set(state) == set(model.state_dict())
+    for key, value in trained.items():
+        assert state[key] is value  # the run's own weights are never replaced
+    with pytest.raises(KeyError, match='trainable'):
+        tool.fill_frozen_weights(dict(trained), setup['cfg'])  # backbone trainable there

@@ -16,7 +16,8 @@ from conftest import assert_optimizer_holds_trainable_params, train_user_config
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_det' / '*.py')) +
                      glob.glob(str(ROOT / 'configs' / 'demo' / '*coco*.py')))
-DEMO_CONFIG = str(ROOT / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb2-600it_demo-coco.py')
+DEMO_CONFIG = str(ROOT / 'configs' / 'demo' /
+                  'mask-rcnn_internvit-tiny-frozen_1xb2-1000it_demo-coco.py')
 TINY = 32
 
 
@@ -167,7 +168,7 @@ def test_detection_train_val_and_infer_end_to_end(coco_root, tmp_path):
         f"model = dict(backbone=dict(init_cfg=dict(checkpoint='{weights}')))\n"
         f"data_root = '{coco_root}/'\n"
         "train_dataloader = dict(num_workers=0, persistent_workers=False,\n"
-        "    dataset=dict(dataset=dict(data_root=data_root)))\n"
+        "    dataset=dict(data_root=data_root))\n"
         "val_dataloader = dict(num_workers=0, persistent_workers=False,\n"
         "    dataset=dict(data_root=data_root, indices=3))\n"
         "test_dataloader = val_dataloader\n"

@@ -2,6 +2,7 @@
 mmengine checkpoint that ``tools/test.py``, ``load_from`` and the plain runner read.
 
     python tools/consolidate_zero_checkpoint.py work_dirs/<run>/iter_80000.pth out.pth
+        [--config CONFIG]
 
 The input is the directory DeepSpeed wrote (``iter_N.pth/`` with ``*model_states.pt``
 and, under ZeRO, one ``*optim_states.pt`` per rank). Trainable weights are rebuilt in
@@ -10,6 +11,10 @@ gives its fp32 master weights, not the bf16 copies; frozen weights and buffers c
 the model states. The output is ``{'state_dict', 'meta'}`` with the run's iteration,
 epoch and dataset meta, written to a temporary file and renamed, so an interrupted
 write never leaves a half file under the output name. Runs on CPU, no process group.
+
+A run with ``strategy.exclude_frozen_parameters=True`` saved no frozen weights;
+``--config`` rebuilds the model of that config (loading its pretrained ``init_cfg``)
+and takes the missing frozen weights from it.
 """
 import argparse
 import contextlib
@@ -51,14 +56,37 @@ def read_zero_checkpoint(ckpt_dir: str):
     return dict(state), meta
 
 
+def fill_frozen_weights(state: dict, config: str) -> None:
+    """Add the weights ``state`` lacks from the config's freshly initialised model;
+    only frozen parameters may be missing (trained ones would be silently lost)."""
+    from common import load_config
+    from mmengine.registry import DefaultScope, MODELS
+    cfg = load_config(config)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    params = dict(model.named_parameters())
+    trained_missing = [k for k, p in params.items() if k not in state and p.requires_grad]
+    if trained_missing:
+        raise KeyError(f'the checkpoint lacks trainable weights {trained_missing[:5]} '
+                       f'({len(trained_missing)} in all): not the run of {config}?')
+    filled = [k for k in model.state_dict() if k not in state]
+    state.update({k: v for k, v in model.state_dict().items() if k in filled})
+    print(f'took {len(filled)} frozen tensors from the initialised model of {config}')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('checkpoint', help='DeepSpeed checkpoint directory (iter_N.pth)')
     parser.add_argument('out', help='output plain checkpoint (.pth)')
+    parser.add_argument('--config', help='the run\'s config, to restore frozen weights '
+                        'that the run excluded from its checkpoints')
     args = parser.parse_args(argv)
     quiet_known_warnings()
     import torch
     state, meta = read_zero_checkpoint(args.checkpoint)
+    if args.config:
+        fill_frozen_weights(state, args.config)
     out = osp.abspath(args.out)
     os.makedirs(osp.dirname(out), exist_ok=True)
     tmp = out + '.tmp'
