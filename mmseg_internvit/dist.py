@@ -27,6 +27,14 @@ def needs_cpu_workaround(launcher: Optional[str]) -> bool:
     return launcher not in (None, 'none') and not torch.cuda.is_available()
 
 
+def free_port() -> int:
+    """A free TCP port on the loopback address (for single-node rendezvous)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def _env_from_slurm() -> None:
     """The variables torch's env:// rendezvous reads, from slurm's (as mmengine's
     slurm launcher derives them)."""

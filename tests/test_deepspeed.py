@@ -10,13 +10,14 @@ import glob
 import json
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from mmseg_internvit.dist import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py'
@@ -84,12 +85,6 @@ class KillAtIterHook(Hook):
         if runner.iter + 1 == self.at and runner.rank == 0:
             os.kill(os.getpid(), signal.SIGKILL)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope='module')

@@ -70,8 +70,9 @@ def fill_frozen_weights(state: dict, config: str) -> None:
     if trained_missing:
         raise KeyError(f'the checkpoint lacks trainable weights {trained_missing[:5]} '
                        f'({len(trained_missing)} in all): not the run of {config}?')
-    filled = [k for k in model.state_dict() if k not in state]
-    state.update({k: v for k, v in model.state_dict().items() if k in filled})
+    own = model.state_dict()
+    filled = [k for k in own if k not in state]
+    state.update({k: own[k] for k in filled})
     print(f'took {len(filled)} frozen tensors from the initialised model of {config}')
 
 

@@ -42,7 +42,7 @@ try:
 except ImportError:  # pragma: no cover - mmengine without strategies
     DeepSpeedStrategy = object
 
-from ..dist import init_cpu_process_group, needs_cpu_workaround
+from ..dist import free_port, init_cpu_process_group, needs_cpu_workaround
 
 
 def is_deepspeed_checkpoint(path: str) -> bool:
@@ -67,6 +67,7 @@ def load_plain_checkpoint(model: nn.Module, filename: str) -> dict:
     unexpected or mis-shaped keys raise an error that lists them."""
     from mmengine.runner.checkpoint import _load_checkpoint
     from ..models import CheckpointMismatchError
+    from ..models.backbones.checkpoint import summarize_keys
     if not osp.isfile(filename):
         raise FileNotFoundError(f'load_from checkpoint not found: {filename}')
     ckpt = _load_checkpoint(filename, map_location='cpu')
@@ -80,21 +81,13 @@ def load_plain_checkpoint(model: nn.Module, filename: str) -> dict:
                     f'{tuple(own[k].shape)}' for k in set(own) & set(state)
                     if state[k].shape != own[k].shape)
     if missing or unexpected or shapes:
-        def show(keys):
-            return ', '.join(keys[:8]) + (f' ... ({len(keys)} in all)'
-                                          if len(keys) > 8 else '')
         raise CheckpointMismatchError(
-            f'{filename} does not fit the model: missing keys [{show(missing)}]; '
-            f'unexpected keys [{show(unexpected)}]; shape mismatches [{show(shapes)}]')
+            f'{filename} does not fit the model: missing keys ({len(missing)}) '
+            f'[{summarize_keys(missing)}]; unexpected keys ({len(unexpected)}) '
+            f'[{summarize_keys(unexpected)}]; shape mismatches ({len(shapes)}) '
+            f"[{'; '.join(shapes[:10])}]")
     model.load_state_dict(state, strict=True)
     return ckpt
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @STRATEGIES.register_module()
@@ -180,9 +173,8 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
             if str(dtype) in ('bfloat16', 'torch.bfloat16'):
                 self.config['bf16'] = dict(enabled=True)
                 self._bf16_model()
-        for key in ('accumulative_counts',):
-            if key in cfg:
-                self.config['gradient_accumulation_steps'] = cfg.pop(key)
+        if 'accumulative_counts' in cfg:
+            self.config['gradient_accumulation_steps'] = cfg.pop('accumulative_counts')
         cfg['type'] = 'DeepSpeedOptimWrapper'
         return cfg
 
@@ -204,7 +196,7 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
             for key, value in (('RANK', '0'), ('LOCAL_RANK', '0'), ('WORLD_SIZE', '1'),
                                ('MASTER_ADDR', '127.0.0.1')):
                 os.environ.setdefault(key, value)
-            os.environ.setdefault('MASTER_PORT', str(_free_port()))
+            os.environ.setdefault('MASTER_PORT', str(free_port()))
         return super()._wrap_model(model)
 
     # ------------------------------------------------------------------ checkpoints
