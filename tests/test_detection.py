@@ -70,6 +70,33 @@ def test_every_detection_config_builds_and_runs_tiny(path):
     assert_optimizer_holds_trainable_params(model, cfg.optim_wrapper)
 
 
+def test_roi_features_do_not_depend_on_the_batch():
+    # Regression: the backbone's map used to be channels-last in memory, the pyramid's
+    # convolutions kept that layout and mmcv's RoIAlign reads its input as NCHW without
+    # checking (open-mmlab/mmcv#2203). A 2-image training batch gave the heads
+    # scrambled RoI features, a 1-image test batch correct ones: the demo's losses fell
+    # while its AP stayed near 0.
+    from mmdet.registry import MODELS
+    from mmdet.structures.bbox import bbox2roi
+    cfg = tiny_det_cfg(Config.fromfile(DEMO_CONFIG))
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    model.init_weights()
+    imgs = torch.randn(2, 3, 160, 192)
+    boxes = torch.tensor([[8., 16., 90., 120.], [40., 30., 180., 150.], [0., 0., 32., 32.]])
+    rois = bbox2roi([boxes])  # all on image 0
+    with torch.no_grad():
+        assert all(f.is_contiguous() for f in model.backbone(imgs))
+        alone, batched = model.extract_feat(imgs[:1]), model.extract_feat(imgs)
+        assert all(f.is_contiguous() for f in batched)
+        for extractor in (model.roi_head.bbox_roi_extractor,
+                          model.roi_head.mask_roi_extractor):
+            n = extractor.num_inputs
+            torch.testing.assert_close(extractor(batched[:n], rois),
+                                       extractor(alone[:n], rois), atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize('name,frozen', [
     ('mask-rcnn_internvit-6b-frozen_simplefpn_8xb2-1x_coco.py', True),
     ('cascade-mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py', False),

@@ -443,7 +443,12 @@ class InternViT(BaseModule):
             else:
                 x = block(x, (h, w))
             if i in self.out_indices:
-                fmap = x[:, 1:].transpose(1, 2).reshape(B, C, h, w)
+                # Contiguous NCHW, as every OpenMMLab backbone returns. The transposed
+                # view is channels-last in memory; convolutions keep that layout, and
+                # mmcv's RoIAlign (CPU and CUDA) reads its input as if it were NCHW
+                # without checking (open-mmlab/mmcv#2203), so RoI features came out
+                # scrambled whenever the batch had more than one image.
+                fmap = x[:, 1:].transpose(1, 2).reshape(B, C, h, w).contiguous()
                 outs.append(fmap.to(out_dtype) if fmap.dtype != out_dtype else fmap)
         return tuple(outs)
 
