@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
 TASK=${1:-seg}
 SEG_CONFIG=configs/demo/upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py
-DET_CONFIG=configs/demo/mask-rcnn_internvit-tiny-frozen_1xb2-1000it_demo-coco.py
+DET_CONFIG=configs/demo/mask-rcnn_internvit-tiny-frozen_1xb2-600it_demo-coco.py
 SEG_DIR=work_dirs/demo_ade20k
 DET_DIR=work_dirs/demo_coco
 
