@@ -93,7 +93,7 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=200)
 log_processor = dict(by_epoch=False)
 default_hooks = dict(
-    logger=dict(interval=10),
+    logger=dict(interval=10, log_metric_by_epoch=False),  # iteration-based: x = iteration
     checkpoint=dict(by_epoch=False, interval=max_iters // 2, max_keep_ckpts=2))
 custom_hooks = [dict(type='EvalBeforeTrainHook',
                      metric=('coco/bbox_mAP', 'coco/segm_mAP'))]
