@@ -37,8 +37,8 @@ class SimpleFeaturePyramid(BaseModule):
     def forward(self, inputs: List[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         # the backbone returns the last block's map only; every scale starts from it
         feats = list(inputs) * self.num_scales if len(inputs) == 1 else list(inputs)
-        # mmcv's RoIAlign misreads channels-last maps (open-mmlab/mmcv#2203) and
-        # convolutions keep their input's layout: hand the RoI heads contiguous maps
-        # whatever backbone feeds this neck (a no-op when they already are).
+        # mmcv's RoIAlign misreads channels-last maps (open-mmlab/mmcv#2203). Every op
+        # below keeps its input's memory layout, so contiguous inputs give the RoI heads
+        # contiguous levels whatever backbone feeds this neck (a no-op when they are).
         feats = [f.contiguous() for f in feats]
-        return tuple(f.contiguous() for f in self.fpn(self.rescale(feats)))
+        return self.fpn(self.rescale(feats))

@@ -90,6 +90,10 @@ def test_roi_features_do_not_depend_on_the_batch():
         assert all(f.is_contiguous() for f in model.backbone(imgs))
         alone, batched = model.extract_feat(imgs[:1]), model.extract_feat(imgs)
         assert all(f.is_contiguous() for f in batched)
+        # the neck guards against any backbone that hands it channels-last maps
+        cl = [f.contiguous(memory_format=torch.channels_last)
+              for f in model.backbone(imgs)]
+        assert all(f.is_contiguous() for f in model.neck(cl))
         for extractor in (model.roi_head.bbox_roi_extractor,
                           model.roi_head.mask_roi_extractor):
             n = extractor.num_inputs

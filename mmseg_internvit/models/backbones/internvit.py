@@ -448,8 +448,10 @@ class InternViT(BaseModule):
                 # mmcv's RoIAlign (CPU and CUDA) reads its input as if it were NCHW
                 # without checking (open-mmlab/mmcv#2203), so RoI features came out
                 # scrambled whenever the batch had more than one image.
-                fmap = x[:, 1:].transpose(1, 2).reshape(B, C, h, w).contiguous()
-                outs.append(fmap.to(out_dtype) if fmap.dtype != out_dtype else fmap)
+                # One copy does both the layout and, for half-precision weights, the
+                # cast back to the input dtype.
+                fmap = x[:, 1:].transpose(1, 2).reshape(B, C, h, w)
+                outs.append(fmap.to(out_dtype, memory_format=torch.contiguous_format))
         return tuple(outs)
 
     def _pos_embed_for(self, h: int, w: int) -> torch.Tensor:
