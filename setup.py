@@ -11,7 +11,7 @@ def read_requirements(name):
 
 
 version = {}
-exec((ROOT / 'mmseg_internvit' / 'version.py').read_text(), version)
+exec((ROOT / 'internvit_dense' / 'version.py').read_text(), version)
 
 setup(
     name='internvit-dense',
@@ -22,7 +22,7 @@ setup(
     long_description_content_type='text/markdown',
     license='MIT',
     python_requires='>=3.8',
-    packages=find_packages(include=['mmseg_internvit*', 'mmdet_internvit*']),
+    packages=find_packages(include=['internvit_dense*', 'mmseg_internvit*', 'mmdet_internvit*']),
     # torch and mmcv are installed by tools/setup_env.sh (mmcv must be compiled against
     # the torch already present); listing them here would let pip resolve CUDA builds.
     install_requires=read_requirements('runtime.txt'),

@@ -1,21 +1,21 @@
 """InternViT for mmdetection 3.x.
 
-The backbone has one implementation, in :mod:`mmseg_internvit`; it is registered here in
-mmdet's own registries (same class objects, not copies), together with the layer-decay
-optimizer constructor and the hooks, plus what a plain ViT needs for detection: a simple
-feature pyramid neck and a COCO dataset with checked annotations. mmdet configs load it
-with ``custom_imports = dict(imports=['mmdet_internvit'], allow_failed_imports=False)``.
+The backbone has one implementation, in :mod:`internvit_dense`; importing this package
+registers it in mmdet's own registries (the same class objects, not copies), together with
+the layer-decay optimizer constructor, the hooks and the runners, plus what a plain ViT
+needs for detection: a simple feature pyramid neck and a COCO dataset with checked
+annotations. It does not import mmsegmentation. mmdet configs load it with
+``custom_imports = dict(imports=['mmdet_internvit'], allow_failed_imports=False)``.
 """
-from mmdet.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+from mmdet.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 
-from mmseg_internvit import (EvalBeforeTrainHook, InternViT,
-                             InternViTLayerDecayOptimizerConstructor)
-from mmseg_internvit.version import __version__
+from internvit_dense import InternViT
+from internvit_dense.registry import register_core
+from internvit_dense.version import __version__
 from .datasets import CheckedCocoDataset
 from .necks import SimpleFeaturePyramid
 
-MODELS.register_module(module=InternViT)
-OPTIM_WRAPPER_CONSTRUCTORS.register_module(module=InternViTLayerDecayOptimizerConstructor)
-HOOKS.register_module(module=EvalBeforeTrainHook)
+register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
+              runners=RUNNERS)
 
 __all__ = ['__version__', 'InternViT', 'SimpleFeaturePyramid', 'CheckedCocoDataset']

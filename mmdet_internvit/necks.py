@@ -2,17 +2,53 @@
 from typing import List, Sequence, Tuple
 
 import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
 from mmdet.models.necks import FPN
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
-from mmseg.models.necks import Feature2Pyramid
+
+
+class Rescale(BaseModule):
+    """The 4x / 2x / 1x / 0.5x rescales of a plain-ViT map (ViTDet's simple pyramid):
+    two 2x2 transposed convs with norm + GELU between, one transposed conv, identity,
+    2x2 max-pool. The same modules, under the same names, as mmseg's ``Feature2Pyramid``
+    (so checkpoints are interchangeable); written here because importing mmseg's would
+    make mmdet_internvit import all of ``mmseg.models``."""
+
+    def __init__(self, channels: int, rescales: Sequence[float], norm_cfg: dict) -> None:
+        super().__init__()
+        self.rescales = list(rescales)
+        for k in self.rescales:
+            if k == 4:
+                self.upsample_4x = nn.Sequential(
+                    nn.ConvTranspose2d(channels, channels, 2, 2),
+                    build_norm_layer(norm_cfg, channels)[1], nn.GELU(),
+                    nn.ConvTranspose2d(channels, channels, 2, 2))
+            elif k == 2:
+                self.upsample_2x = nn.Sequential(nn.ConvTranspose2d(channels, channels, 2, 2))
+            elif k == 1:
+                self.identity = nn.Identity()
+            elif k == 0.5:
+                self.downsample_2x = nn.MaxPool2d(2, 2)
+            elif k == 0.25:
+                self.downsample_4x = nn.MaxPool2d(4, 4)
+            else:
+                raise ValueError(f'scales entry {k} is not one of 4, 2, 1, 0.5, 0.25')
+
+    def forward(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        if len(inputs) != len(self.rescales):
+            raise ValueError(f'{len(inputs)} maps for {len(self.rescales)} rescales')
+        names = {4: 'upsample_4x', 2: 'upsample_2x', 1: 'identity', 0.5: 'downsample_2x',
+                 0.25: 'downsample_4x'}
+        return [getattr(self, names[k])(x) for k, x in zip(self.rescales, inputs)]
 
 
 @MODELS.register_module()
 class SimpleFeaturePyramid(BaseModule):
     """ViTDet-style pyramid for a single-scale ViT, from existing parts: mmseg's
-    ``Feature2Pyramid`` rescales the stride-p map by ``scales`` (transposed convs up,
-    max-pool down) and mmdet's ``FPN`` maps every level to ``out_channels`` and adds
+    ``Feature2Pyramid`` design (:class:`Rescale`) rescales the stride-p map by ``scales``
+    (transposed convs up, max-pool down) and mmdet's ``FPN`` maps every level to ``out_channels`` and adds
     the extra max-pooled level(s) up to ``num_outs``.
 
     Args:
@@ -29,8 +65,7 @@ class SimpleFeaturePyramid(BaseModule):
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_scales = len(scales)
-        self.rescale = Feature2Pyramid(in_channels, rescales=list(scales),
-                                       norm_cfg=norm_cfg)
+        self.rescale = Rescale(in_channels, scales, norm_cfg)
         self.fpn = FPN([in_channels] * len(scales), out_channels, num_outs,
                        norm_cfg=norm_cfg)
 

@@ -1,20 +1,29 @@
-"""InternViT backbones, heads and configs for mmsegmentation 1.x.
+"""InternViT for mmsegmentation 1.x.
 
-Importing this package registers its classes in mmseg's registries; configs load it with
+Importing this package registers the core classes (:mod:`internvit_dense`: backbone,
+layer-decay constructor, hooks, runners, DeepSpeed strategy) in mmseg's registries,
+together with the segmentation pieces defined here. Configs load it with
 ``custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)``.
 """
-from . import compat, dist
-from .datasets import ADE20KSubsetDataset, LoadCheckedAnnotations
-from .engine import (EvalBeforeTrainHook, InternViTDeepSpeedStrategy,
-                     InternViTLayerDecayOptimizerConstructor, RecordSubsetHook)
-from .models import (PRESETS, BNLinearHead, CheckpointMismatchError, InternViT,
-                     load_pretrained_into, resolve_preset)
-from .version import __version__
+from mmseg.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 
-compat.apply()
+from internvit_dense import (PRESETS, CheckpointMismatchError, EvalBeforeTrainHook,
+                             InternViT, InternViTDeepSpeedStrategy,
+                             InternViTFlexibleRunner,
+                             InternViTLayerDecayOptimizerConstructor, InternViTRunner,
+                             RecordSubsetHook, UnsafeCheckpointError,
+                             load_pretrained_into, resolve_preset)
+from internvit_dense.registry import register_core
+from internvit_dense.version import __version__
+from .datasets import ADE20KSubsetDataset, LoadCheckedAnnotations
+from .models import BNLinearHead
+
+register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
+              runners=RUNNERS)
 
 __all__ = ['__version__', 'InternViT', 'PRESETS', 'resolve_preset',
-           'load_pretrained_into', 'CheckpointMismatchError', 'BNLinearHead',
-           'ADE20KSubsetDataset', 'LoadCheckedAnnotations', 'EvalBeforeTrainHook',
-           'RecordSubsetHook', 'InternViTLayerDecayOptimizerConstructor',
-           'InternViTDeepSpeedStrategy']
+           'load_pretrained_into', 'CheckpointMismatchError', 'UnsafeCheckpointError',
+           'BNLinearHead', 'ADE20KSubsetDataset', 'LoadCheckedAnnotations',
+           'EvalBeforeTrainHook', 'RecordSubsetHook',
+           'InternViTLayerDecayOptimizerConstructor', 'InternViTDeepSpeedStrategy',
+           'InternViTRunner', 'InternViTFlexibleRunner']

@@ -70,7 +70,7 @@ def backbone_kwargs(args, **extra):
 
 
 def build_internvit(args, **extra):
-    from mmseg_internvit import InternViT
+    from internvit_dense import InternViT
     torch.manual_seed(0)
     m = InternViT(**backbone_kwargs(args, **extra))
     m.init_weights()
@@ -271,7 +271,7 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return None
-    from mmseg_internvit import InternViT
+    from internvit_dense import InternViT
     with torch.device('meta'):
         meta = InternViT(**backbone_kwargs(args))
     a = meta.arch_settings
@@ -288,7 +288,7 @@ def main(argv=None):
 
     # forward paths
     impls = ['sdpa', 'reference']
-    from mmseg_internvit.models.backbones.internvit import flash_attn_func
+    from internvit_dense.models.internvit import flash_attn_func
     if args.device.startswith('cuda') and flash_attn_func is not None \
             and args.dtype != 'float32':
         impls.append('flash')

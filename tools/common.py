@@ -49,6 +49,10 @@ def add_run_args(parser) -> None:
                         metavar='KEY=VALUE', help='override settings of the config')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load checkpoints that need more than tensors and '
+                        "mmengine's run-state types; such a file can run code when "
+                        'loaded, so only for files you trust')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -59,4 +63,21 @@ def load_run_config(args):
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    if args.trust_checkpoint:
+        cfg.trust_checkpoint = True
     return cfg
+
+
+def build_runner(cfg):
+    """The runner the config names in ``runner_type`` (as mmseg's and mmdet's
+    tools/train.py build it), from the registry of the config's library."""
+    from mmengine.registry import RUNNERS, DefaultScope
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        if cfg.get('strategy'):
+            raise ValueError('the config sets a `strategy` but no runner_type: mmengine '
+                             "would build the plain Runner and ignore it; set "
+                             "runner_type = 'InternViTFlexibleRunner'")
+        return Runner.from_cfg(cfg)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return RUNNERS.build(cfg)

@@ -1,9 +1,12 @@
 """Run a trained model on images and save the predictions drawn over them.
 
     python tools/infer.py CONFIG CHECKPOINT IMAGE [IMAGE ...] [--out-dir DIR]
+                          [--trust-checkpoint]
 
 Segmentation configs (mmseg) get a colour overlay of the predicted classes; detection
-configs (mmdet) get boxes, labels and instance masks. One PNG per input image.
+configs (mmdet) get boxes, labels and instance masks. One PNG per input image. The
+checkpoint is read with ``weights_only=True`` and loaded strictly (every key must fit),
+unlike mmseg's ``init_model`` / mmdet's ``init_detector``, which warn and go on.
 """
 import argparse
 import os
@@ -25,9 +28,23 @@ def parse_args(argv=None):
                         help='overlay opacity (segmentation)')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='minimum score of drawn detections')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load a checkpoint that needs more than tensors and '
+                        "mmengine's run-state types (it can run code): trusted files only")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         metavar='KEY=VALUE')
     return parser.parse_args(argv)
+
+
+def load_strictly(model, checkpoint: str, trust: bool) -> None:
+    """Load ``checkpoint`` with the allow-list, every key fitting the model, and take
+    the class names and palette from its meta (what init_model does, strictly)."""
+    from internvit_dense.engine import load_plain_checkpoint
+    ckpt = load_plain_checkpoint(model, checkpoint, trust=trust)
+    meta = ckpt.get('meta', {}).get('dataset_meta')
+    if meta:
+        model.dataset_meta = dict(meta)
+    model.cfg.load_from = checkpoint
 
 
 def main(argv=None):
@@ -39,6 +56,7 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options)
     os.makedirs(args.out_dir, exist_ok=True)
     import mmcv
+    trust = args.trust_checkpoint or bool(cfg.get('trust_checkpoint', False))
     written = []
     if cfg.default_scope == 'mmseg':
         from mmseg.apis import inference_model, init_model, show_result_pyplot
@@ -46,7 +64,9 @@ def main(argv=None):
         # transforms named exactly 'LoadAnnotations' from cfg.test_pipeline.
         cfg.test_pipeline = [t for t in cfg.test_pipeline
                              if 'Annotations' not in t['type']]
-        model = init_model(cfg, args.checkpoint, device=args.device)
+        model = init_model(cfg, None, device='cpu')
+        load_strictly(model, args.checkpoint, trust)
+        model.to(args.device)
         for path in args.images:
             out = osp.join(args.out_dir, osp.splitext(osp.basename(path))[0] + '.png')
             result = inference_model(model, path)
@@ -56,7 +76,9 @@ def main(argv=None):
     else:
         from mmdet.apis import inference_detector, init_detector
         from mmdet.registry import VISUALIZERS
-        model = init_detector(cfg, args.checkpoint, device=args.device)
+        model = init_detector(cfg, None, device='cpu')
+        load_strictly(model, args.checkpoint, trust)
+        model.to(args.device)
         visualizer = VISUALIZERS.build(model.cfg.visualizer)
         visualizer.dataset_meta = model.dataset_meta
         for path in args.images:

@@ -57,7 +57,7 @@ def build(args):
         return model, getattr(model, 'backbone', model), f'config {args.model}'
     if args.cfg_options:
         raise ValueError('--cfg-options applies to config files, not presets')
-    from mmseg_internvit import InternViT, resolve_preset
+    from internvit_dense import InternViT, resolve_preset
     resolve_preset(args.model)  # clear error for an unknown name
     with torch.device('meta'):
         model = InternViT(arch=args.model)

@@ -62,7 +62,7 @@ if ! have -c "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'
 fi
 
 # 4. OpenMMLab packages, test tools and this repo (editable, deps already resolved above)
-if ! have -c 'import mmengine, mmseg, mmdet, pytest, ftfy, regex, pycocotools, safetensors' 2>/dev/null; then
+if ! have -c 'import mmengine, mmseg, mmdet, pytest, ftfy, regex, pycocotools, safetensors, huggingface_hub, ruff' 2>/dev/null; then
     log "installing mmengine / mmsegmentation / mmdet and test requirements"
     "${PIP[@]}" -c "$CONSTRAINTS" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
 fi
@@ -85,7 +85,7 @@ if [ "$WITH_DEEPSPEED" = 1 ] && ! have -c 'import deepspeed'; then
     log "installing deepspeed (pure python, no ops built)"
     DS_BUILD_OPS=0 "${PIP[@]}" -c "$CONSTRAINTS" -r "$ROOT/requirements/deepspeed.txt"
 fi
-if ! have -c 'import mmseg_internvit, mmdet_internvit, os, sys; sys.exit(0 if os.path.dirname(os.path.dirname(mmseg_internvit.__file__)) == sys.argv[1] else 1)' "$ROOT"; then
+if ! have -c 'import internvit_dense, mmseg_internvit, mmdet_internvit, os, sys; sys.exit(0 if os.path.dirname(os.path.dirname(internvit_dense.__file__)) == sys.argv[1] else 1)' "$ROOT"; then
     log "installing internvit-dense (editable)"
     "${PIP[@]}" -c "$CONSTRAINTS" --no-deps --no-build-isolation -e "$ROOT"
 fi

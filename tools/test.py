@@ -1,17 +1,20 @@
 """Evaluate a checkpoint on a config's test set (mmseg or mmdet, from the config).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out FILE]
-                         [--cfg-options KEY=VALUE ...] [--launcher pytorch|slurm|mpi]
+                         [--trust-checkpoint] [--cfg-options KEY=VALUE ...]
+                         [--launcher pytorch|slurm|mpi]
 
 ``--show-dir`` saves every prediction drawn over its image (segmentation overlays, or
 boxes and masks). A DeepSpeed run's checkpoint (a directory) is first turned into one
 plain file by ``tools/consolidate_zero_checkpoint.py``; a config's ``strategy`` is ignored
-here, evaluation runs on the plain runner.
+here, evaluation runs on the plain runner (``InternViTRunner``). The checkpoint is read
+with ``weights_only=True`` and loaded strictly: a file that needs other globals, or whose
+keys do not fit the model, is an error naming it.
 """
 import argparse
 import os.path as osp
 
-from common import add_run_args, load_run_config, quiet_known_warnings
+from common import add_run_args, build_runner, load_run_config, quiet_known_warnings
 
 
 def parse_args(argv=None):
@@ -49,18 +52,16 @@ def main(argv=None):
     cfg = load_run_config(args)
     cfg.load_from = args.checkpoint
     cfg.pop('strategy', None)  # training-time sharding; evaluation is plain
+    if cfg.get('runner_type') == 'InternViTFlexibleRunner':
+        cfg.runner_type = 'InternViTRunner'
+    cfg.resume = False
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)
     if args.out:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
-
-    from mmseg_internvit.dist import adapt_cfg_for_cpu
-    adapt_cfg_for_cpu(cfg)
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
-    return runner.test()
+    return build_runner(cfg).test()
 
 
 if __name__ == '__main__':

@@ -1,22 +1,27 @@
 """Train a segmentation (mmseg) or detection (mmdet) model from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--zero N]
-                          [--cfg-options KEY=VALUE ...] [--launcher pytorch|slurm|mpi]
+                          [--trust-checkpoint] [--cfg-options KEY=VALUE ...]
+                          [--launcher pytorch|slurm|mpi]
 
-The library is taken from the config's ``default_scope``. Checkpoints are written every
-``default_hooks.checkpoint.interval`` iterations; ``--resume`` continues the latest one
-in the work dir (or the given file) with its iteration counter, learning-rate schedule
-and optimizer state.
+A thin convenience over what the config itself says: mmseg's and mmdet's own
+``tools/train.py`` run our configs the same way. The library comes from the config's
+``default_scope`` and the runner from its ``runner_type`` (``InternViTRunner``, or
+``InternViTFlexibleRunner`` for the DeepSpeed configs): safe and strict checkpoint
+loading, CPU-only distributed runs and the DeepSpeed ``load_from`` handling live there.
+Checkpoints are written every ``default_hooks.checkpoint.interval`` iterations;
+``--resume`` continues the latest one in the work dir (or the given file) with its
+iteration counter, learning-rate schedule and optimizer state.
 
-A config with a ``strategy`` (e.g. one that inherits ``configs/_base_/deepspeed/*.py``),
-or ``--zero N``, runs on mmengine's ``FlexibleRunner`` with DeepSpeed ZeRO stage N; its
-checkpoints are DeepSpeed directories, turned into one plain file by
-``tools/consolidate_zero_checkpoint.py``. Without CUDA, distributed runs use gloo.
+``--zero N`` turns any training config into a DeepSpeed ZeRO stage-N run
+(``InternViTFlexibleRunner`` + ``InternViTDeepSpeedStrategy``); its checkpoints are
+DeepSpeed directories, turned into one plain file by
+``tools/consolidate_zero_checkpoint.py``.
 """
 import argparse
 import os.path as osp
 
-from common import add_run_args, load_run_config, quiet_known_warnings
+from common import add_run_args, build_runner, load_run_config, quiet_known_warnings
 
 
 def parse_args(argv=None):
@@ -43,6 +48,7 @@ def apply_zero_switch(cfg, stage: int) -> None:
     zero['stage'] = stage
     strategy['zero_optimization'] = zero
     cfg.strategy = strategy
+    cfg.runner_type = 'InternViTFlexibleRunner'
 
 
 def main(argv=None):
@@ -51,7 +57,7 @@ def main(argv=None):
     cfg = load_run_config(args)
     if args.zero is not None:
         apply_zero_switch(cfg, args.zero)
-    flexible = 'strategy' in cfg
+    flexible = bool(cfg.get('strategy'))
     if args.amp:
         if flexible:
             cfg.strategy.setdefault('bf16', dict(enabled=True))
@@ -70,17 +76,7 @@ def main(argv=None):
         if not osp.exists(args.resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
-    elif flexible and cfg.get('load_from') and osp.isfile(cfg.load_from):
-        # a plain checkpoint goes in before DeepSpeed wraps the model (mmengine#1499)
-        cfg.strategy.load_from = cfg.load_from
-
-    from mmseg_internvit.dist import adapt_cfg_for_cpu
-    adapt_cfg_for_cpu(cfg)
-    if flexible:
-        from mmengine.runner import FlexibleRunner as RunnerType
-    else:
-        from mmengine.runner import Runner as RunnerType
-    runner = RunnerType.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     return runner
 

@@ -15,6 +15,9 @@ class LoadCheckedAnnotations(LoadAnnotations):
         num_classes (int): number of classes after ``reduce_zero_label``.
         ignore_index (int): the one value allowed beyond the classes.
         **kwargs: ``LoadAnnotations`` arguments.
+
+    Inputs without a ``seg_map_path`` (an image alone, as mmseg's inferencers pass it)
+    go through unchanged, so inference works with the configs' test pipelines.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs) -> None:
@@ -24,6 +27,15 @@ class LoadCheckedAnnotations(LoadAnnotations):
             raise ValueError(f'num_classes must be a positive int, got {num_classes!r}')
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+
+    def transform(self, results: dict) -> dict:
+        # An input without a seg_map_path key is an image alone (mmseg's
+        # MMSegInferencer / inference_model, which drop only transforms named exactly
+        # 'LoadAnnotations'): there is nothing to load. Dataset items always carry the
+        # key; a None or unreadable path there is an error.
+        if 'seg_map_path' not in results:
+            return results
+        return super().transform(results)
 
     def _load_seg_map(self, results: dict) -> None:
         path = results.get('seg_map_path')

@@ -4,7 +4,6 @@ from typing import Dict, Optional, Sequence, Union
 
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
-from mmseg.registry import HOOKS
 
 
 def _unwrap_dataset(dataset):
@@ -13,7 +12,6 @@ def _unwrap_dataset(dataset):
     return dataset
 
 
-@HOOKS.register_module()
 class RecordSubsetHook(Hook):
     """Write the training subset's file names to ``<work_dir>/train_subset.txt``, so a
     few-shot run records exactly which images it saw."""
@@ -29,7 +27,6 @@ class RecordSubsetHook(Hook):
             runner.logger.info(f'training subset ({len(files)} images) written to {path}')
 
 
-@HOOKS.register_module()
 class EvalBeforeTrainHook(Hook):
     """Evaluate the model once before the first training iteration, and report the
     metrics before and after training when training ends.

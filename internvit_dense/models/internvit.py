@@ -17,9 +17,7 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
-from mmseg.registry import MODELS
-
-from .checkpoint import load_pretrained_into
+from .checkpoint import load_pretrained_into, resize_pos_embed_grid
 
 try:  # optional; only used for half-precision CUDA inputs
     from flash_attn import flash_attn_func
@@ -227,21 +225,6 @@ class InternBlock(nn.Module):
         return torch.cat([cls_out, out.reshape(B, h * w, C)], dim=1)
 
 
-def resize_pos_embed_grid(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
-                          dst_grid: Tuple[int, int]) -> torch.Tensor:
-    """Bicubically resize the patch rows of a (1, 1 + h*w, C) position embedding; the
-    class-token row is kept as it is."""
-    if tuple(src_grid) == tuple(dst_grid):
-        return pos_embed
-    cls_pos, grid = pos_embed[:, :1], pos_embed[:, 1:]
-    C = grid.shape[-1]
-    grid = grid.reshape(1, *src_grid, C).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=dst_grid, mode='bicubic', align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, C).to(pos_embed.dtype)
-    return torch.cat([cls_pos, grid], dim=1)
-
-
-@MODELS.register_module()
 class InternViT(BaseModule):
     """InternViT backbone (InternVL's vision encoder) for dense prediction.
 

@@ -20,7 +20,6 @@ from typing import Optional
 import torch
 import torch.distributed as torch_dist
 from mmengine.model import MMDistributedDataParallel
-from mmengine.registry import MODEL_WRAPPERS
 
 
 def needs_cpu_workaround(launcher: Optional[str]) -> bool:
@@ -76,7 +75,6 @@ def init_cpu_process_group(launcher: Optional[str], backend: str = 'gloo',
     return True
 
 
-@MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
     """``MMDistributedDataParallel`` for modules on the CPU: mmengine's runner always
     passes ``device_ids=[LOCAL_RANK]``, which torch rejects for CPU modules."""

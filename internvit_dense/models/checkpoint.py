@@ -8,7 +8,9 @@ All outside key layouts are converted in one place (:func:`convert_key`):
   and with the ``vision_model.`` prefix of InternVL chat checkpoints;
 * the older mmseg-0.x ``.pth`` files of the InternVL authors (weights under ``module``,
   ``cls_token`` / ``pos_embed`` / ``patch_embed.proj`` / ``blocks.{i}`` / ``ls1.gamma``);
-* this package's own names, as written by ``tools/extract_backbone.py``.
+* this package's own names, as written by ``tools/extract_backbone.py``;
+* a Hugging Face model id (``OpenGVLab/InternViT-6B-224px``), resolved through the local
+  hub cache or the hub (:mod:`.hub`).
 
 Sharded checkpoints are read lazily: only the shards holding vision weights are opened,
 so pointing at a 26B InternVL chat model reads just its vision tower.
@@ -44,12 +46,16 @@ class CheckpointReader:
         self._files: Dict[str, str] = {}  # key -> file holding it
         self._opened: Dict[str, object] = {}
         self._eager: Optional[Dict[str, torch.Tensor]] = None
+        self._index: Optional[str] = None
         if '://' in path:  # URLs and other mmengine backends: read eagerly
             from mmengine.runner import CheckpointLoader
             self._set_eager(CheckpointLoader.load_checkpoint(path, map_location='cpu'))
             return
         if not osp.exists(path):
-            raise FileNotFoundError(f'InternViT checkpoint not found: {path}')
+            from .hub import looks_like_hub_id, resolve_hub_checkpoint
+            if not looks_like_hub_id(path):
+                raise FileNotFoundError(f'InternViT checkpoint not found: {path}')
+            path = resolve_hub_checkpoint(path)
         if osp.isdir(path):
             found = [f for f in HF_FILES if osp.isfile(osp.join(path, f))]
             if not found:
@@ -71,10 +77,10 @@ class CheckpointReader:
             raise ValueError(f'cannot read the shard index {index_path}: expected JSON '
                              f'with a "weight_map" ({exc!r})') from exc
         root = osp.dirname(index_path)
+        self._index = index_path
         self._files = {k: osp.join(root, v) for k, v in weight_map.items()}
-        for shard in sorted(set(self._files.values())):
-            if not osp.isfile(shard):
-                raise FileNotFoundError(f'shard {shard} listed in {index_path} is missing')
+        # Shards are checked when read: a chat checkpoint from the hub cache holds only
+        # the shards with vision weights.
 
     def _set_eager(self, obj) -> None:
         if not isinstance(obj, dict):
@@ -90,6 +96,8 @@ class CheckpointReader:
 
     def _open(self, file: str):
         if file not in self._opened:
+            if not osp.isfile(file):
+                raise FileNotFoundError(f'shard {file} listed in {self._index} is missing')
             try:
                 if file.endswith('.safetensors'):
                     from safetensors import safe_open
@@ -172,6 +180,20 @@ def select_vision_keys(keys: Iterable[str],
 
 
 # --------------------------------------------------------------------------- adapting
+def resize_pos_embed_grid(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
+                          dst_grid: Tuple[int, int]) -> torch.Tensor:
+    """Bicubically resize the patch rows of a (1, 1 + h*w, C) position embedding; the
+    class-token row is kept as it is."""
+    if tuple(src_grid) == tuple(dst_grid):
+        return pos_embed
+    cls_pos, grid = pos_embed[:, :1], pos_embed[:, 1:]
+    C = grid.shape[-1]
+    grid = grid.reshape(1, *src_grid, C).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=dst_grid, mode='bicubic', align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, C).to(pos_embed.dtype)
+    return torch.cat([cls_pos, grid], dim=1)
+
+
 def resize_patch_kernel(weight: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """Resize a (C_out, C_in, k, k) patch-embedding kernel by pseudo-inverse resizing
     (FlexiViT, Beyer et al. 2023): the new kernel applied to a bilinearly resized patch
@@ -208,7 +230,6 @@ def load_pretrained_into(model,
     (e.g. the projector or language model of InternVL checkpoints) are errors too,
     unless ``ignore_extra_keys=True`` turns them into a logged warning.
     """
-    from .internvit import resize_pos_embed_grid  # circular at import time
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"init_cfg 'checkpoint' must be a path, got {checkpoint!r}")
     path = os.fspath(checkpoint)

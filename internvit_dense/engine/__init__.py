@@ -1,7 +1,10 @@
 from .deepspeed import InternViTDeepSpeedStrategy, is_deepspeed_checkpoint
 from .hooks import EvalBeforeTrainHook, RecordSubsetHook
 from .layer_decay import InternViTLayerDecayOptimizerConstructor, internvit_layer_id
+from .runners import InternViTFlexibleRunner, InternViTRunner
+from .strict_load import check_state_dict_fits, load_plain_checkpoint
 
 __all__ = ['InternViTDeepSpeedStrategy', 'is_deepspeed_checkpoint', 'EvalBeforeTrainHook',
            'RecordSubsetHook', 'InternViTLayerDecayOptimizerConstructor',
-           'internvit_layer_id']
+           'internvit_layer_id', 'InternViTRunner', 'InternViTFlexibleRunner',
+           'check_state_dict_fits', 'load_plain_checkpoint']

@@ -23,19 +23,20 @@ ordinary training config into a ZeRO run needs, so that a leaf config only adds 
   DeepSpeed wraps the model: mmengine's strategy hands every ``load_from`` to
   ``DeepSpeedEngine.load_checkpoint``, which only reads DeepSpeed checkpoint directories
   (open-mmlab/mmengine#1499), and weights written into an already wrapped model would
-  be overwritten by ZeRO's fp32 master copy at the first step. ``tools/train.py`` moves
+  be overwritten by ZeRO's fp32 master copy at the first step. ``InternViTFlexibleRunner`` moves
   a plain ``load_from`` here;
 - on a machine without CUDA, the process group is created with gloo
-  (:mod:`mmseg_internvit.dist`).
+  (:mod:`internvit_dense.dist`).
 """
+import contextlib
 import copy
+import glob
 import logging
 import os.path as osp
 from typing import Optional
 
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.registry import STRATEGIES
 
 try:
     from mmengine._strategy import DeepSpeedStrategy
@@ -43,11 +44,12 @@ except ImportError:  # pragma: no cover - mmengine without strategies
     DeepSpeedStrategy = object
 
 from ..dist import free_port, init_cpu_process_group, needs_cpu_workaround
+from ..safe_load import check_files_are_safe
+from .strict_load import load_plain_checkpoint
 
 
 def is_deepspeed_checkpoint(path: str) -> bool:
     """DeepSpeed writes a checkpoint as a directory of ``*model_states.pt`` files."""
-    import glob
     return osp.isdir(path) and bool(glob.glob(osp.join(path, '*model_states.pt')))
 
 
@@ -62,35 +64,24 @@ def set_internvit_with_cp(model: nn.Module, with_cp: bool) -> int:
     return found
 
 
-def load_plain_checkpoint(model: nn.Module, filename: str) -> dict:
-    """Load an mmengine checkpoint (``{'state_dict': ...}``) strictly; missing,
-    unexpected or mis-shaped keys raise an error that lists them."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    from ..models import CheckpointMismatchError
-    from ..models.backbones.checkpoint import summarize_keys
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'load_from checkpoint not found: {filename}')
-    ckpt = _load_checkpoint(filename, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-                    f'{tuple(own[k].shape)}' for k in set(own) & set(state)
-                    if state[k].shape != own[k].shape)
-    if missing or unexpected or shapes:
-        raise CheckpointMismatchError(
-            f'{filename} does not fit the model: missing keys ({len(missing)}) '
-            f'[{summarize_keys(missing)}]; unexpected keys ({len(unexpected)}) '
-            f'[{summarize_keys(unexpected)}]; shape mismatches ({len(shapes)}) '
-            f"[{'; '.join(shapes[:10])}]")
-    model.load_state_dict(state, strict=True)
-    return ckpt
+@contextlib.contextmanager
+def _register_deepspeed_optimizers_once():
+    """mmengine 0.10.7's ``DeepSpeedStrategy.__init__`` registers DeepSpeed's optimizers
+    in ``OPTIMIZERS`` every time it runs, and a second registration raises ``KeyError:
+    ... already registered`` (a second strategy in one process: train then test, or
+    tests). While our strategy is constructed, and only then, the registration is
+    skipped when an earlier strategy has done it; mmengine is otherwise left as it is."""
+    from unittest import mock
+
+    from mmengine._strategy import deepspeed as ds_module
+    from mmengine.registry import OPTIMIZERS
+    if 'DeepSpeedCPUAdam' not in OPTIMIZERS.module_dict:
+        yield
+        return
+    with mock.patch.object(ds_module, 'register_deepspeed_optimizers', lambda: []):
+        yield
 
 
-@STRATEGIES.register_module()
 class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
     """mmengine's ``DeepSpeedStrategy`` for InternViT configs (see the module doc).
 
@@ -100,16 +91,22 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
         load_from (str, optional): plain mmengine checkpoint to start from.
         exclude_frozen_parameters (bool): leave frozen parameters out of the
             checkpoints. Defaults to False.
+        trust_checkpoint (bool): load checkpoints that need globals outside the
+            run-checkpoint allow-list (they can run code). Defaults to False.
         **kwargs: the arguments of ``DeepSpeedStrategy`` (``zero_optimization``,
             ``bf16``, ``gradient_clipping``, ...).
     """
 
     def __init__(self, *, with_cp: Optional[bool] = None,
                  load_from: Optional[str] = None,
-                 exclude_frozen_parameters: bool = False, **kwargs):
-        super().__init__(exclude_frozen_parameters=exclude_frozen_parameters, **kwargs)
+                 exclude_frozen_parameters: bool = False,
+                 trust_checkpoint: bool = False, **kwargs):
+        with _register_deepspeed_optimizers_once():
+            super().__init__(exclude_frozen_parameters=exclude_frozen_parameters,
+                             **kwargs)
         self.with_cp = with_cp
         self.load_from = load_from
+        self.trust_checkpoint = trust_checkpoint
         if self.config.get('bf16', {}).get('enabled'):
             self._bf16_model()
 
@@ -141,7 +138,7 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
     def _init_model_weights(self, model):
         model = super()._init_model_weights(model)
         if self.load_from is not None:
-            load_plain_checkpoint(model, self.load_from)
+            load_plain_checkpoint(model, self.load_from, trust=self.trust_checkpoint)
             self.logger.info(f'Loaded plain checkpoint {self.load_from} before '
                              'wrapping the model in DeepSpeed')
         return model
@@ -207,13 +204,18 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
         if not is_deepspeed_checkpoint(filename):
             raise ValueError(
                 f'{filename} is not a DeepSpeed checkpoint directory. Start a DeepSpeed '
-                'run from a plain checkpoint with strategy.load_from (tools/train.py '
+                'run from a plain checkpoint with strategy.load_from (InternViTFlexibleRunner '
                 'moves a plain load_from there), or consolidate a ZeRO checkpoint with '
                 'tools/consolidate_zero_checkpoint.py')
+        # DeepSpeed unpickles its files with weights_only=False: check them first
+        check_files_are_safe(sorted(glob.glob(osp.join(filename, '*.pt'))),
+                             trust=self.trust_checkpoint)
         return super().load_checkpoint(filename, **kwargs)
 
     def resume(self, filename: str, **kwargs) -> dict:
         if not is_deepspeed_checkpoint(filename):
             raise ValueError(f'cannot resume a DeepSpeed run from {filename}: not a '
                              'DeepSpeed checkpoint directory (missing *model_states.pt)')
+        check_files_are_safe(sorted(glob.glob(osp.join(filename, '*.pt'))),
+                             trust=self.trust_checkpoint)
         return super().resume(filename, **kwargs)

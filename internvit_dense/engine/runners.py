@@ -1,0 +1,118 @@
+# Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+"""mmengine's runners with what an InternViT run needs, selected by the configs'
+``runner_type`` so that mmseg's and mmdet's own ``tools/train.py`` / ``tools/test.py``
+(and ``mim``) run the same experiment as ours.
+
+``InternViTRunner`` (plain ``Runner``) and ``InternViTFlexibleRunner`` (DeepSpeed
+through ``FlexibleRunner``) both:
+
+- read checkpoints with ``weights_only=True`` and the run-checkpoint allow-list
+  (:mod:`internvit_dense.safe_load`); any other global is refused with an error naming
+  the file unless the config sets ``trust_checkpoint = True``;
+- load ``load_from`` / ``--resume`` / test checkpoints strictly: missing, unexpected or
+  mis-shaped keys are an error listing them, never a warning in the log;
+- set up CPU-only distributed runs (gloo, CPU DDP, SyncBN -> BN;
+  :mod:`internvit_dense.dist`); with CUDA this changes nothing.
+
+``InternViTFlexibleRunner`` also hands a plain ``load_from`` to the strategy, which loads
+it before DeepSpeed wraps the model (open-mmlab/mmengine#1499), checks DeepSpeed
+checkpoint directories before DeepSpeed unpickles them (it loads with
+``weights_only=False``), and evaluates (``test`` / ``val``) on the plain runner: a test
+checkpoint is a consolidated plain file.
+"""
+import copy
+import glob
+import os.path as osp
+
+from mmengine.model import is_model_wrapper
+from mmengine.runner import FlexibleRunner, Runner
+
+from ..dist import adapt_cfg_for_cpu
+from ..safe_load import check_files_are_safe, trust_from_cfg
+from .strict_load import load_plain_checkpoint
+
+FLEXIBLE = 'InternViTFlexibleRunner'
+PLAIN = 'InternViTRunner'
+
+
+class InternViTRunner(Runner):
+    """mmengine's ``Runner`` with safe, strict checkpoint loading and CPU-only
+    distributed runs (see the module doc)."""
+
+    trust_checkpoint = False
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'InternViTRunner':
+        if cfg.get('strategy'):
+            raise ValueError(
+                f'the config sets a `strategy` (DeepSpeed) but runner_type builds the '
+                f"plain {cls.__name__}, which would ignore it and train without ZeRO; "
+                f"set runner_type = '{FLEXIBLE}' (our configs/_base_/deepspeed/*.py do)")
+        cfg = copy.deepcopy(cfg)
+        adapt_cfg_for_cpu(cfg)
+        runner = super().from_cfg(cfg)
+        runner.trust_checkpoint = trust_from_cfg(cfg)
+        return runner
+
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):
+        # mmengine loads with strict=False (a mismatch is a log warning) through
+        # torch.load's defaults; here the file is read with the allow-list and every
+        # key must fit (``strict`` is accepted for the signature, and always on).
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        if map_location == 'default':
+            map_location = 'cpu'
+        checkpoint = load_plain_checkpoint(model, filename, map_location=map_location,
+                                           trust=self.trust_checkpoint)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+
+class InternViTFlexibleRunner(FlexibleRunner):
+    """mmengine's ``FlexibleRunner`` for DeepSpeed InternViT runs (see the module doc)."""
+
+    trust_checkpoint = False
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'InternViTFlexibleRunner':
+        if not cfg.get('strategy'):
+            raise ValueError(f'runner_type={FLEXIBLE!r} needs a `strategy` in the config '
+                             '(inherit one of configs/_base_/deepspeed/*.py)')
+        cfg = copy.deepcopy(cfg)
+        adapt_cfg_for_cpu(cfg)
+        load_from = cfg.get('load_from')
+        if load_from and not cfg.get('resume') and osp.isfile(load_from):
+            # a plain checkpoint goes in before DeepSpeed wraps the model (mmengine#1499)
+            cfg.strategy['load_from'] = load_from
+        cfg.strategy.setdefault('trust_checkpoint', trust_from_cfg(cfg))
+        runner = super().from_cfg(cfg)
+        runner.trust_checkpoint = trust_from_cfg(cfg)
+        return runner
+
+    def resume(self, filename: str, *args, **kwargs):
+        if osp.isdir(filename):
+            check_files_are_safe(sorted(glob.glob(osp.join(filename, '*.pt'))),
+                                 trust=self.trust_checkpoint)
+        return super().resume(filename, *args, **kwargs)
+
+    def _plain_runner(self) -> InternViTRunner:
+        cfg = copy.deepcopy(self.cfg)
+        cfg.pop('strategy', None)
+        cfg.runner_type = PLAIN
+        cfg.resume = False
+        if self._load_from and osp.isdir(self._load_from):
+            raise IsADirectoryError(
+                f'{self._load_from} is a DeepSpeed checkpoint directory: consolidate it '
+                'first: python tools/consolidate_zero_checkpoint.py '
+                f'{self._load_from} plain.pth')
+        return InternViTRunner.from_cfg(cfg)
+
+    def test(self) -> dict:
+        """Evaluate on the plain runner: evaluation needs no ZeRO sharding, and its
+        checkpoint is a consolidated plain file."""
+        return self._plain_runner().test()
+
+    def val(self) -> dict:
+        return self._plain_runner().val()

@@ -1,0 +1,40 @@
+# Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+"""Registration of the core classes in a task library's registries.
+
+The core registers nothing when imported: each task package (``mmseg_internvit``,
+``mmdet_internvit``) calls :func:`register_core` with its own registries, so a config's
+``type='InternViT'`` resolves in the scope it is built in, and the core depends on
+mmengine, mmcv and torch only. Classes that only mmengine's root registries can hold (the
+DeepSpeed strategy, which ``FlexibleRunner`` builds from mmengine's ``STRATEGIES``, and the
+CPU DDP wrapper) are registered there, once.
+"""
+from mmengine.registry import MODEL_WRAPPERS, STRATEGIES, Registry
+
+from .dist import CPUDistributedDataParallel
+from .engine import (EvalBeforeTrainHook, InternViTDeepSpeedStrategy,
+                     InternViTFlexibleRunner, InternViTLayerDecayOptimizerConstructor,
+                     InternViTRunner, RecordSubsetHook)
+from .models import InternViT
+
+
+def _register_once(registry: Registry, cls) -> None:
+    existing = registry.module_dict.get(cls.__name__)
+    if existing is None:
+        registry.register_module(module=cls)
+    elif existing is not cls:
+        raise KeyError(f'{cls.__name__} is already registered in {registry.name} '
+                       f'(scope {registry.scope}) by another class: {existing}')
+
+
+def register_core(*, models: Registry, hooks: Registry, optim_wrapper_constructors:
+                  Registry, runners: Registry) -> None:
+    """Register the core classes in a task library's registries (idempotent)."""
+    for registry, classes in ((models, (InternViT, )),
+                              (hooks, (EvalBeforeTrainHook, RecordSubsetHook)),
+                              (optim_wrapper_constructors,
+                               (InternViTLayerDecayOptimizerConstructor, )),
+                              (runners, (InternViTRunner, InternViTFlexibleRunner)),
+                              (STRATEGIES, (InternViTDeepSpeedStrategy, )),
+                              (MODEL_WRAPPERS, (CPUDistributedDataParallel, ))):
+        for cls in classes:
+            _register_once(registry, cls)

@@ -1,0 +1,137 @@
+# Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+"""Reading run checkpoints without running code from them.
+
+torch >= 2.6 unpickles ``torch.load`` files with ``weights_only=True`` by default: only
+tensors, containers and an allow-list of types may be rebuilt, so a downloaded ``.pth``
+cannot run code when it is read. mmengine's own run checkpoints hold a few types beyond
+torch's list: the message hub's ``HistoryBuffer`` and the numpy arrays and scalars it and
+``meta`` carry. :data:`RUN_CHECKPOINT_GLOBALS` are exactly those; importing this package
+adds them to torch's allow-list (``torch.serialization.add_safe_globals``), so every
+loader in the process (mmengine's ``load_from`` / ``resume``, mmseg's and mmdet's
+``init_model`` and inferencers) reads our run checkpoints safely. Nothing else is
+changed: mmengine's loaders are not replaced.
+
+A checkpoint that needs any other global is refused with :class:`UnsafeCheckpointError`,
+which names the file and the globals. Loading it anyway is an explicit opt-in for a file
+the user trusts: ``--trust-checkpoint`` on our tools, ``trust_checkpoint = True`` in a
+config (also through ``--cfg-options`` of mmseg's and mmdet's tools).
+"""
+import os.path as osp
+import pickle
+from typing import Callable, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+
+TRUST_HINT = ('If you trust this file (it runs code when loaded), pass '
+              '--trust-checkpoint to tools/train.py, test.py or infer.py, or set '
+              '`trust_checkpoint = True` in the config (--cfg-options trust_checkpoint=True '
+              "with mmseg's / mmdet's tools)")
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs globals outside the allow-list to be unpickled."""
+
+
+def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
+    """The numpy callables that rebuild arrays and scalars, under the module names
+    pickles written by numpy 1.x (``numpy.core``) and 2.x (``numpy._core``) use."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    found: List[Union[Callable, Tuple[Callable, str]]] = [np.ndarray, np.dtype]
+    for name in ('_reconstruct', 'scalar'):
+        fn = getattr(multiarray, name)
+        found += [fn, (fn, f'numpy.core.multiarray.{name}'),
+                  (fn, f'numpy._core.multiarray.{name}')]
+    # numpy >= 1.25 pickles a dtype through its class (numpy.dtypes.Float64DType, ...)
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        for kind in ('Float16', 'Float32', 'Float64', 'Int8', 'Int16', 'Int32', 'Int64',
+                     'UInt8', 'UInt16', 'UInt32', 'UInt64', 'Bool'):
+            cls = getattr(dtypes, f'{kind}DType', None)
+            if cls is not None:
+                found.append(cls)
+    return found
+
+
+#: Exactly what mmengine's run checkpoints, our consolidated DeepSpeed files and our
+#: extracted backbones need beyond torch's own allow-list.
+RUN_CHECKPOINT_GLOBALS = [HistoryBuffer] + _numpy_globals()
+
+
+def allow_run_checkpoint_types() -> None:
+    torch.serialization.add_safe_globals(RUN_CHECKPOINT_GLOBALS)
+
+
+def unsafe_globals(filename: str) -> List[str]:
+    """Globals a (zip-format) torch file needs beyond the allow-list, read without
+    unpickling it."""
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except Exception:  # not a zip-format torch file: torch.load reports it itself
+        return []
+    allowed = set(torch.serialization.get_safe_globals())
+    names = set()
+    for g in allowed:
+        if isinstance(g, tuple):
+            names.add(g[1])
+        else:
+            names.add(f'{g.__module__}.{g.__qualname__}')
+    return [g for g in found if g not in names]
+
+
+def _unsafe_error(filename: str, exc: Exception) -> UnsafeCheckpointError:
+    found = unsafe_globals(filename)
+    what = (f'needs globals outside the allow-list: {", ".join(found)}' if found else
+            f'cannot be unpickled with weights_only=True ({str(exc).splitlines()[0]})')
+    return UnsafeCheckpointError(f'refused to load checkpoint {filename}: it {what}. '
+                                 f'{TRUST_HINT}.')
+
+
+def load_run_checkpoint(filename: str, map_location=None, trust: bool = False):
+    """``torch.load`` of a run checkpoint: ``weights_only=True`` with the allow-list
+    unless ``trust``; a refused file raises :class:`UnsafeCheckpointError` naming it and
+    its globals, and nothing in it has run."""
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint not found: {filename}')
+    if trust:
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _unsafe_error(filename, exc) from exc
+
+
+def check_files_are_safe(files: List[str], trust: bool = False) -> None:
+    """Refuse (before anything unpickles them) torch files that need globals outside
+    the allow-list; for loaders that call ``torch.load(weights_only=False)`` themselves,
+    such as DeepSpeed's checkpoint engine."""
+    if trust:
+        return
+    for file in files:
+        found = unsafe_globals(file)
+        if found:
+            raise UnsafeCheckpointError(
+                f'refused to load checkpoint {file}: it needs globals outside the '
+                f'allow-list: {", ".join(found)}. {TRUST_HINT}.')
+
+
+def trust_from_cfg(cfg) -> bool:
+    value = cfg.get('trust_checkpoint', False) if cfg is not None else False
+    if not isinstance(value, bool):
+        raise TypeError(f'trust_checkpoint must be True or False, got {value!r}')
+    return value
+
+
+def state_dict_of(checkpoint, filename: Optional[str] = None) -> dict:
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
+                         'not a dict')
+    state = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state, dict):
+        raise ValueError(f'checkpoint {filename}: state_dict is a {type(state).__name__}')
+    return state
