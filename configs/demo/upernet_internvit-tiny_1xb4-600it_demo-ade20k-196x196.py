@@ -48,7 +48,7 @@ optim_wrapper = dict(type='OptimWrapper', _delete_=True,
                      optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
                                     weight_decay=0.05),
                      constructor='InternViTLayerDecayOptimizerConstructor',
-                     paramwise_cfg=dict(num_layers=6, layer_decay_rate=0.95))
+                     paramwise_cfg=dict(layer_decay_rate=0.95))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=50,

@@ -7,4 +7,3 @@ model = dict(
         out_indices=[23],
         init_cfg=dict(checkpoint='pretrained/InternViT-300M-448px')),
     decode_head=dict(in_channels=1024))
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=24))

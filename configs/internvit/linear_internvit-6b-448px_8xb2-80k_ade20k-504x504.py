@@ -7,4 +7,3 @@ model = dict(
         out_indices=[44],
         init_cfg=dict(checkpoint='pretrained/InternViT-6B-448px-V1-5')),
     decode_head=dict(in_channels=3200))
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=45))

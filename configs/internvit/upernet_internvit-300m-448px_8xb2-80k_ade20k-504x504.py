@@ -9,4 +9,3 @@ model = dict(
     neck=dict(embed_dim=1024),
     decode_head=dict(in_channels=[1024] * 4, channels=1024),
     auxiliary_head=dict(in_channels=1024))
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=24))

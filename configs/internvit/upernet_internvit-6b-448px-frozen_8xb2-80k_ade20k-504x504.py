@@ -9,4 +9,3 @@ model = dict(
     neck=dict(embed_dim=3200),
     decode_head=dict(in_channels=[3200] * 4, channels=1536),
     auxiliary_head=dict(in_channels=3200))
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=45))

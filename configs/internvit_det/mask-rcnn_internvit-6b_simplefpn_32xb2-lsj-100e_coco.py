@@ -10,4 +10,4 @@ model = dict(
         global_attn_indexes=[11, 23, 35, 47],
         init_cfg=dict(checkpoint='pretrained/InternViT-6B-224px')),
     neck=dict(in_channels=3200))
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=48, layer_decay_rate=0.9))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.9))

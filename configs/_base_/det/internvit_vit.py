@@ -1,6 +1,9 @@
 # The parts every InternViT detector shares: a plain ViT (patch 16, windowed attention
 # with interleaved global blocks) and a ViTDet-style simple feature pyramid.
 custom_imports = dict(imports=['mmdet_internvit'], allow_failed_imports=False)
+# mmengine's Runner with safe, strict checkpoint loading and CPU-only distributed
+# runs; mmseg's / mmdet's own tools/train.py and test.py build it from here too.
+runner_type = 'InternViTRunner'
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 vit_data_preprocessor = dict(

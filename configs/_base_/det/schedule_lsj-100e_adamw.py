@@ -14,7 +14,7 @@ optim_wrapper = dict(
     dtype='bfloat16',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1),
     constructor='InternViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(num_layers=24, layer_decay_rate=0.8),
+    paramwise_cfg=dict(layer_decay_rate=0.8),
     clip_grad=None)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=250),

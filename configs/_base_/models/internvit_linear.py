@@ -1,5 +1,8 @@
 # InternViT + linear probe (BatchNorm + 1x1 conv), EncoderDecoder with slide inference.
 custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)
+# mmengine's Runner with safe, strict checkpoint loading and CPU-only distributed
+# runs; mmseg's / mmdet's own tools/train.py and test.py build it from here too.
+runner_type = 'InternViTRunner'
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(

@@ -12,7 +12,7 @@ optim_wrapper = dict(
     dtype='bfloat16',
     optimizer=dict(type='AdamW', lr=4e-5, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='InternViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(num_layers=48, layer_decay_rate=0.95),
+    paramwise_cfg=dict(layer_decay_rate=0.95),
     clip_grad=None)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),

@@ -8,5 +8,5 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=4e-5, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='InternViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(num_layers=48, layer_decay_rate=1.0),
+    paramwise_cfg=dict(layer_decay_rate=1.0),
     clip_grad=None)
