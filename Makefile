@@ -2,11 +2,12 @@
 #   make demo   set up, then run the main job on the embedded default
 #   make test   set up, then run the test suite
 #   make demo-det  the detection demo (after, or including, the segmentation one)
+#   make lint   ruff (lint + import order) over the tree; .ci/run runs it before the tests
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo demo-det test
+.PHONY: setup demo demo-det test lint
 setup:
 	bash tools/setup_env.sh
 
@@ -18,3 +19,6 @@ demo-det: setup
 
 test: setup
 	$(PY) -m pytest tests
+
+lint: setup
+	$(VENV)/bin/ruff check .

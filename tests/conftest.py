@@ -7,11 +7,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
 
 
+def load_tool(name: str):
+    """A script of tools/ as a module named ``tools_<name>``: imported by its own name,
+    tools/test.py would shadow the standard library's ``test`` package."""
+    import importlib.util
+    module_name = f'tools_{name}'
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def train_user_config(tmp_path, base_config: str, body: str):
     """Write a user's config that inherits one of ours (by path, as a user would), train
     it for 2 iterations + one validation through tools/train.py, and return
     ``(config path, checkpoint, log text)``."""
-    import train
+    train = load_tool('train')
     cfg = tmp_path / 'my_config.py'
     cfg.write_text(f"_base_ = '{base_config}'\n" + body +
                    "train_cfg = dict(max_iters=2, val_interval=2)\n"

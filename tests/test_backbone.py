@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from internvit_reference import hf_state_dict_for, naive_forward, tiny_arch
 from mmseg_internvit import InternViT, resolve_preset
-from mmseg_internvit.models.backbones import internvit as internvit_mod
+from internvit_dense.models import internvit as internvit_mod
 
 
 def build(variant='6b', **kw):
@@ -274,7 +274,7 @@ def test_bad_window_arguments(kwargs, exc, match):
 def test_cpu_no_grad_path_fuses_bias_and_gelu_and_matches(monkeypatch):
     """Without autograd on the CPU the linears run as oneDNN GEMMs with bias (and GELU)
     applied inside; the result must match the autograd path."""
-    from mmseg_internvit.models.backbones import internvit as mod
+    from internvit_dense.models import internvit as mod
     if mod._MKLDNN_LINEAR is None or not torch.backends.mkldnn.is_available():
         pytest.skip('this torch build has no oneDNN linear')
     calls = []

@@ -2,9 +2,11 @@
 timing is asserted here: speed targets are read from the tool's own output)."""
 import math
 
+from conftest import load_tool
+
 
 def test_benchmark_reports_all_comparisons(capsys):
-    import benchmark
+    benchmark = load_tool('benchmark')
     res = benchmark.main(['--embed-dims', '64', '--depth', '2', '--heads', '2',
                           '--mlp', '128', '--img-size', '112', '--batch', '2',
                           '--repeats', '1', '--num-classes', '5'])

@@ -8,8 +8,8 @@ from safetensors.torch import save_file
 
 from internvit_reference import hf_state_dict_for, naive_forward, tiny_arch, to_old_layout
 from mmseg_internvit import CheckpointMismatchError, InternViT
-from mmseg_internvit.models.backbones import checkpoint as ckpt_mod
-from mmseg_internvit.models.backbones.checkpoint import resize_patch_kernel
+from internvit_dense.models import checkpoint as ckpt_mod
+from internvit_dense.models.checkpoint import resize_patch_kernel
 
 ARCH = tiny_arch('6b')
 GRID = 4  # 56 px / patch 14

@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 import torch
 
-from mmseg_internvit.dist import free_port
+from internvit_dense.dist import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py'
@@ -209,8 +210,8 @@ def test_killed_run_resumes_and_loses_nothing(setup, plain_run, zero2_run, zero)
 
 # ---------------------------------------------------------------------- consolidation
 def test_consolidation_round_trips_exactly_and_loads_in_plain_tools(setup, zero2_run):
-    import consolidate_zero_checkpoint
-    import test as test_tool
+    consolidate_zero_checkpoint = load_tool('consolidate_zero_checkpoint')
+    test_tool = load_tool('test')
     ckpt = zero2_run / f'iter_{ITERS}.pth'
     out = setup['base'] / 'consolidated.pth'
     consolidate_zero_checkpoint.main([str(ckpt), str(out)])
@@ -250,8 +251,8 @@ def test_zero3_bf16_checkpointed_single_process_trains_and_saves(setup, plain_si
     assert_same_losses(plain, losses, range(1, ITERS + 1), rtol=1e-2)
     ckpt = work / f'iter_{ITERS}.pth'
     assert glob.glob(str(ckpt / 'bf16_zero_pp_rank_0_*optim_states.pt'))
-    import consolidate_zero_checkpoint
-    from mmseg_internvit.engine.deepspeed import load_plain_checkpoint
+    consolidate_zero_checkpoint = load_tool('consolidate_zero_checkpoint')
+    from internvit_dense.engine import load_plain_checkpoint
     out = consolidate_zero_checkpoint.main([str(ckpt), str(setup['base'] / 'z3.pth')])
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
@@ -284,7 +285,7 @@ def test_deepspeed_leaf_configs_only_add_a_strategy(path, tmp_path):
 
 
 def make_strategy(tmp_path, **kwargs):
-    from mmseg_internvit.engine import InternViTDeepSpeedStrategy
+    from internvit_dense.engine import InternViTDeepSpeedStrategy
     return InternViTDeepSpeedStrategy(work_dir=str(tmp_path), **kwargs)
 
 
@@ -319,7 +320,7 @@ def test_strategy_layer_decay_groups_and_frozen_params(tmp_path):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     import mmseg_internvit  # noqa: F401
-    from mmseg_internvit.engine import internvit_layer_id
+    from internvit_dense.engine import internvit_layer_id
     for frozen in (False, True):
         cfg = Config.fromfile(str(DEMO_CONFIG))
         if frozen:
@@ -346,7 +347,7 @@ def test_strategy_layer_decay_groups_and_frozen_params(tmp_path):
 
 def test_plain_load_from_mismatch_names_the_keys(tmp_path):
     from mmseg_internvit import CheckpointMismatchError
-    from mmseg_internvit.engine.deepspeed import load_plain_checkpoint
+    from internvit_dense.engine import load_plain_checkpoint
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
     bad = tmp_path / 'bad.pth'
     torch.save({'state_dict': {'0.weight': torch.zeros(3, 2), '0.bias': torch.zeros(4),
@@ -361,7 +362,7 @@ def test_plain_load_from_mismatch_names_the_keys(tmp_path):
 
 
 def test_resume_rules_of_train_py(tmp_path, setup):
-    import train
+    train = load_tool('train')
     ds_dir = tmp_path / 'iter_2.pth'
     ds_dir.mkdir()
     (ds_dir / 'mp_rank_00_model_states.pt').write_bytes(b'')
@@ -372,7 +373,7 @@ def test_resume_rules_of_train_py(tmp_path, setup):
 
 
 def test_cpu_launcher_needs_the_rendezvous_environment(monkeypatch):
-    from mmseg_internvit import dist
+    from internvit_dense import dist
     for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
         monkeypatch.delenv(key, raising=False)
     if torch.cuda.is_available():
@@ -399,7 +400,7 @@ def test_pinned_deepspeed_works_with_mmengine():
 
 def test_cpu_runs_turn_sync_bn_into_bn():
     from mmengine.config import Config
-    from mmseg_internvit.dist import sync_bn_to_bn
+    from internvit_dense.dist import sync_bn_to_bn
     cfg = Config.fromfile(str(DEMO_CONFIG))
     assert 'SyncBN' in str(cfg.model)
     assert sync_bn_to_bn(cfg.model) >= 3  # neck, decode head, auxiliary head

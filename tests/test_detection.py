@@ -11,7 +11,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmdet_internvit  # noqa: F401
-from conftest import assert_optimizer_holds_trainable_params, train_user_config
+from conftest import assert_optimizer_holds_trainable_params, load_tool, train_user_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_det' / '*.py')) +
@@ -32,7 +32,7 @@ def tiny_det_cfg(cfg):
 
 @pytest.fixture(scope='session')
 def coco_root(tmp_path_factory):
-    import prepare_demo_data
+    prepare_demo_data = load_tool('prepare_demo_data')
     out = tmp_path_factory.mktemp('coco')
     prepare_demo_data.main(['--task', 'det', '--coco-out', str(out), '--min-images', '1'])
     return str(out)
@@ -109,7 +109,7 @@ def test_roi_features_do_not_depend_on_the_batch():
 ])
 def test_6b_detectors_on_the_meta_device(name, frozen, expected_total):
     # the counts of the README's detection table
-    import model_info
+    model_info = load_tool('model_info')
     path = str(ROOT / 'configs' / 'internvit_det' / name)
     model, backbone, _ = model_info.build(model_info.parse_args([path]))
     trainable, total = model_info.count_params(model)
@@ -186,7 +186,7 @@ def test_demo_coco_data(coco_root):
 
 
 def test_detection_train_val_and_infer_end_to_end(coco_root, tmp_path):
-    import infer
+    infer = load_tool('infer')
     from safetensors.torch import save_file
 
     from mmseg_internvit import InternViT
@@ -210,7 +210,7 @@ def test_detection_train_val_and_infer_end_to_end(coco_root, tmp_path):
     assert 'resized patch-embedding kernel from (14, 14) to (16, 16)' in log
     # the curves are plotted against the iteration of each evaluation (mmdet's runtime
     # logs metrics by epoch unless told otherwise: every point landed at 0)
-    import plot_curves
+    plot_curves = load_tool('plot_curves')
     _, val = plot_curves.read_scalars(str(ckpt.parent))
     assert [r['step'] for r in val if 'coco/bbox_mAP' in r] == [0, 2]
     img = sorted(glob.glob(osp.join(coco_root, 'val2017', '*.jpg')))[0]

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-import model_info  # noqa: E402  (tools/ is on sys.path through conftest)
+from conftest import load_tool
+
+model_info = load_tool("model_info")
 
 
 def parse_total(text):

@@ -15,8 +15,8 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmseg_internvit  # noqa: F401
-from conftest import assert_optimizer_holds_trainable_params, train_user_config
-from mmseg_internvit.engine import internvit_layer_id
+from conftest import assert_optimizer_holds_trainable_params, load_tool, train_user_config
+from internvit_dense.engine import internvit_layer_id
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit' / '*.py')) +
@@ -114,7 +114,7 @@ def test_published_recipe_settings():
     ('upernet_internvit-6b-224px', '6.3B', '6.3B'),
 ])
 def test_meta_device_parameter_counts_match_published(stem, trainable, total):
-    import model_info
+    model_info = load_tool('model_info')
     path = str(ROOT / f'configs/internvit/{stem}_8xb2-80k_ade20k-504x504.py')
     model, _, _ = model_info.build(model_info.parse_args([path]))
     n_train, n_total = model_info.count_params(model)
@@ -300,7 +300,7 @@ def test_train_val_test_and_infer_end_to_end(demo_root, tmp_path):
     """A user config inheriting ours trains 2 iterations + validates on the embedded
     data through tools/train.py; tools/test.py and tools/infer.py then use its
     checkpoint and write overlay images."""
-    import infer
+    infer = load_tool('infer')
     user_cfg, ckpt, log = train_user_config(tmp_path, DEMO_CONFIG, (
         f"data_root = '{demo_root}'\n"
         "train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,\n"
@@ -324,7 +324,7 @@ def test_train_val_test_and_infer_end_to_end(demo_root, tmp_path):
     assert Image.open(out[0]).size == Image.open(img).size
     # the trained backbone, extracted from the run checkpoint, loads strictly into a
     # patch-16 detection backbone (kernel and grid resized)
-    import extract_backbone
+    extract_backbone = load_tool('extract_backbone')
     from mmseg_internvit import InternViT
     weights = extract_backbone.main([str(ckpt), str(tmp_path / 'backbone.safetensors')])
     det = InternViT(arch='internvit-300m-448px', embed_dims=96, num_layers=6, num_heads=3,

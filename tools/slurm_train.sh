@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training under Slurm, one task per GPU:
-#   GPUS=16 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py options]
+#   GPUS=16 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py options, e.g. --work-dir DIR]
 set -euxo pipefail
 PARTITION=$1
 JOB_NAME=$2
