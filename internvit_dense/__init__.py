@@ -7,11 +7,21 @@ registries (:func:`internvit_dense.registry.register_core`). Importing this pack
 the types of mmengine's run checkpoints to torch's ``weights_only`` allow-list
 (:mod:`internvit_dense.safe_load`), and nothing else.
 """
-from .engine import (EvalBeforeTrainHook, InternViTDeepSpeedStrategy,
-                     InternViTFlexibleRunner, InternViTLayerDecayOptimizerConstructor,
-                     InternViTRunner, RecordSubsetHook)
-from .models import (PRESETS, CheckpointMismatchError, InternViT, load_pretrained_into,
-                     resolve_preset)
+from .engine import (
+                     EvalBeforeTrainHook,
+                     InternViTDeepSpeedStrategy,
+                     InternViTFlexibleRunner,
+                     InternViTLayerDecayOptimizerConstructor,
+                     InternViTRunner,
+                     RecordSubsetHook,
+)
+from .models import (
+                     PRESETS,
+                     CheckpointMismatchError,
+                     InternViT,
+                     load_pretrained_into,
+                     resolve_preset,
+)
 from .safe_load import UnsafeCheckpointError, allow_run_checkpoint_types
 from .version import __version__
 

@@ -103,7 +103,13 @@ def adapt_cfg_for_cpu(cfg) -> None:
     """Set up a CPU-only distributed run of ``cfg`` (launcher, runner choice already
     in it): create the gloo group, give the plain runner its CPU DDP wrapper and turn
     SyncBN into BN (per-process statistics, as on one GPU)."""
+    if torch.cuda.is_available():
+        return
     if not needs_cpu_workaround(cfg.get('launcher')):
+        if cfg.get('strategy'):
+            # DeepSpeed creates a process group even for one process, and torch's
+            # SyncBatchNorm then refuses CPU tensors
+            sync_bn_to_bn(cfg.model)
         return
     replaced = sync_bn_to_bn(cfg.model)
     if replaced:

@@ -11,9 +11,14 @@ CPU DDP wrapper) are registered there, once.
 from mmengine.registry import MODEL_WRAPPERS, STRATEGIES, Registry
 
 from .dist import CPUDistributedDataParallel
-from .engine import (EvalBeforeTrainHook, InternViTDeepSpeedStrategy,
-                     InternViTFlexibleRunner, InternViTLayerDecayOptimizerConstructor,
-                     InternViTRunner, RecordSubsetHook)
+from .engine import (
+    EvalBeforeTrainHook,
+    InternViTDeepSpeedStrategy,
+    InternViTFlexibleRunner,
+    InternViTLayerDecayOptimizerConstructor,
+    InternViTRunner,
+    RecordSubsetHook,
+)
 from .models import InternViT
 
 

@@ -15,7 +15,16 @@ A checkpoint that needs any other global is refused with :class:`UnsafeCheckpoin
 which names the file and the globals. Loading it anyway is an explicit opt-in for a file
 the user trusts: ``--trust-checkpoint`` on our tools, ``trust_checkpoint = True`` in a
 config (also through ``--cfg-options`` of mmseg's and mmdet's tools).
+
+mmengine pickles a ``HistoryBuffer`` with the class's statistics functions in its state,
+which a pickle can only rebuild through ``builtins.getattr``, a global no safe loader
+may allow (it reaches anything). Our runners therefore save checkpoints inside
+:func:`portable_history_buffers`, which leaves those functions out (``HistoryBuffer``'s
+own ``__setstate__`` restores the defaults); a checkpoint written by mmengine's plain
+``Runner`` needs ``--trust-checkpoint`` once.
 """
+import contextlib
+import copyreg
 import os.path as osp
 import pickle
 from typing import Callable, List, Optional, Tuple, Union
@@ -62,6 +71,28 @@ def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
 RUN_CHECKPOINT_GLOBALS = [HistoryBuffer] + _numpy_globals()
 
 
+def _reduce_history_buffer(buf: HistoryBuffer):
+    state = {k: v for k, v in buf.__dict__.items() if k != 'statistics_methods'}
+    return copyreg.__newobj__, (HistoryBuffer, ), state
+
+
+@contextlib.contextmanager
+def portable_history_buffers():
+    """While it is active, ``HistoryBuffer`` pickles without the statistics functions
+    that mmengine's ``__getstate__`` adds (their pickle needs ``builtins.getattr``).
+    Only the pickling of that one class changes, and only while a checkpoint is saved;
+    ``HistoryBuffer.__setstate__`` registers the default statistics on load."""
+    previous = copyreg.dispatch_table.get(HistoryBuffer)
+    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
+    try:
+        yield
+    finally:
+        if previous is None:
+            copyreg.dispatch_table.pop(HistoryBuffer, None)
+        else:
+            copyreg.dispatch_table[HistoryBuffer] = previous
+
+
 def allow_run_checkpoint_types() -> None:
     torch.serialization.add_safe_globals(RUN_CHECKPOINT_GLOBALS)
 
@@ -83,12 +114,14 @@ def unsafe_globals(filename: str) -> List[str]:
     return [g for g in found if g not in names]
 
 
-def _unsafe_error(filename: str, exc: Exception) -> UnsafeCheckpointError:
-    found = unsafe_globals(filename)
-    what = (f'needs globals outside the allow-list: {", ".join(found)}' if found else
-            f'cannot be unpickled with weights_only=True ({str(exc).splitlines()[0]})')
-    return UnsafeCheckpointError(f'refused to load checkpoint {filename}: it {what}. '
-                                 f'{TRUST_HINT}.')
+def _unsafe_error(filename: str, found: List[str]) -> UnsafeCheckpointError:
+    note = ''
+    if found == ['builtins.getattr']:
+        note = (" (mmengine's own Runner writes HistoryBuffer's statistics functions "
+                'that way; our runners do not)')
+    return UnsafeCheckpointError(f'refused to load checkpoint {filename}: it needs '
+                                 f'globals outside the allow-list: {", ".join(found)}'
+                                 f'{note}. {TRUST_HINT}.')
 
 
 def load_run_checkpoint(filename: str, map_location=None, trust: bool = False):
@@ -103,7 +136,10 @@ def load_run_checkpoint(filename: str, map_location=None, trust: bool = False):
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise _unsafe_error(filename, exc) from exc
+        found = unsafe_globals(filename)
+        if not found:
+            raise ValueError(f'cannot read checkpoint {filename}: {exc}') from exc
+        raise _unsafe_error(filename, found) from exc
 
 
 def check_files_are_safe(files: List[str], trust: bool = False) -> None:
@@ -115,9 +151,7 @@ def check_files_are_safe(files: List[str], trust: bool = False) -> None:
     for file in files:
         found = unsafe_globals(file)
         if found:
-            raise UnsafeCheckpointError(
-                f'refused to load checkpoint {file}: it needs globals outside the '
-                f'allow-list: {", ".join(found)}. {TRUST_HINT}.')
+            raise _unsafe_error(file, found)
 
 
 def trust_from_cfg(cfg) -> bool:

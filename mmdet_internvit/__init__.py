@@ -12,6 +12,7 @@ from mmdet.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 from internvit_dense import InternViT
 from internvit_dense.registry import register_core
 from internvit_dense.version import __version__
+
 from .datasets import CheckedCocoDataset
 from .necks import SimpleFeaturePyramid
 

@@ -1,5 +1,5 @@
 # Copyright (c) internvit-dense contributors. Licensed under the MIT License.
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -46,9 +46,9 @@ class Rescale(BaseModule):
 
 @MODELS.register_module()
 class SimpleFeaturePyramid(BaseModule):
-    """ViTDet-style pyramid for a single-scale ViT, from existing parts: mmseg's
-    ``Feature2Pyramid`` design (:class:`Rescale`) rescales the stride-p map by ``scales``
-    (transposed convs up, max-pool down) and mmdet's ``FPN`` maps every level to ``out_channels`` and adds
+    """ViTDet-style pyramid for a single-scale ViT: :class:`Rescale` (mmseg's
+    ``Feature2Pyramid`` design) rescales the stride-p map by ``scales`` (transposed
+    convs up, max-pool down) and mmdet's ``FPN`` maps every level to ``out_channels`` and adds
     the extra max-pooled level(s) up to ``num_outs``.
 
     Args:
@@ -56,14 +56,16 @@ class SimpleFeaturePyramid(BaseModule):
         out_channels (int): channels of every output level.
         scales (Sequence[float]): rescales of the backbone map, largest first.
         num_outs (int): number of output levels (len(scales) + pooled extras).
-        norm_cfg (dict): norm of the transposed-conv stage and of the FPN convs.
+        norm_cfg (dict, optional): norm of the transposed-conv stage and of the FPN
+            convs. Defaults to SyncBN.
     """
 
     def __init__(self, in_channels: int, out_channels: int = 256,
                  scales: Sequence[float] = (4, 2, 1, 0.5), num_outs: int = 5,
-                 norm_cfg: dict = dict(type='SyncBN', requires_grad=True),
+                 norm_cfg: Optional[dict] = None,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
+        norm_cfg = norm_cfg or dict(type='SyncBN', requires_grad=True)
         self.num_scales = len(scales)
         self.rescale = Rescale(in_channels, scales, norm_cfg)
         self.fpn = FPN([in_channels] * len(scales), out_channels, num_outs,

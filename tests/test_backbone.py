@@ -4,9 +4,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from internvit_reference import hf_state_dict_for, naive_forward, tiny_arch
-from mmseg_internvit import InternViT, resolve_preset
 from internvit_dense.models import internvit as internvit_mod
+from mmseg_internvit import InternViT, resolve_preset
+
+from internvit_reference import hf_state_dict_for, naive_forward, tiny_arch
 
 
 def build(variant='6b', **kw):

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from internvit_reference import hf_state_dict_for, naive_forward, tiny_arch, to_old_layout
-from mmseg_internvit import CheckpointMismatchError, InternViT
 from internvit_dense.models import checkpoint as ckpt_mod
 from internvit_dense.models.checkpoint import resize_patch_kernel
+from mmseg_internvit import CheckpointMismatchError, InternViT
+
+from internvit_reference import hf_state_dict_for, naive_forward, tiny_arch, to_old_layout
 
 ARCH = tiny_arch('6b')
 GRID = 4  # 56 px / patch 14

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import load_tool
 import torch
+from conftest import load_tool
 
 from internvit_dense.dist import free_port
 
@@ -108,6 +108,7 @@ def setup(demo_root, tmp_path_factory):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
+
     import mmseg_internvit  # noqa: F401
     with DefaultScope.overwrite_default_scope('mmseg'):
         torch.manual_seed(1)
@@ -319,6 +320,7 @@ def test_strategy_layer_decay_groups_and_frozen_params(tmp_path):
     get no optimizer state (so ZeRO neither partitions them nor saves states)."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
+
     import mmseg_internvit  # noqa: F401
     from internvit_dense.engine import internvit_layer_id
     for frozen in (False, True):
@@ -346,8 +348,8 @@ def test_strategy_layer_decay_groups_and_frozen_params(tmp_path):
 
 
 def test_plain_load_from_mismatch_names_the_keys(tmp_path):
-    from mmseg_internvit import CheckpointMismatchError
     from internvit_dense.engine import load_plain_checkpoint
+    from mmseg_internvit import CheckpointMismatchError
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
     bad = tmp_path / 'bad.pth'
     torch.save({'state_dict': {'0.weight': torch.zeros(3, 2), '0.bias': torch.zeros(4),
@@ -400,6 +402,7 @@ def test_pinned_deepspeed_works_with_mmengine():
 
 def test_cpu_runs_turn_sync_bn_into_bn():
     from mmengine.config import Config
+
     from internvit_dense.dist import sync_bn_to_bn
     cfg = Config.fromfile(str(DEMO_CONFIG))
     assert 'SyncBN' in str(cfg.model)
@@ -411,10 +414,11 @@ def test_consolidation_config_restores_excluded_frozen_weights(setup, tmp_path):
     """With exclude_frozen_parameters=True a run saves no frozen weights;
     `--config` takes them from the config's initialised model, and refuses to invent
     trainable ones."""
-    import consolidate_zero_checkpoint as tool
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
+
+    import consolidate_zero_checkpoint as tool
     frozen_cfg = tmp_path / 'frozen.py'
     frozen_cfg.write_text(f"_base_ = '{setup['cfg']}'\n"
                           "model = dict(backbone=dict(frozen=True))\n")

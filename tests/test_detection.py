@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_optimizer_holds_trainable_params, load_tool, train_user_config
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmdet_internvit  # noqa: F401
-from conftest import assert_optimizer_holds_trainable_params, load_tool, train_user_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_det' / '*.py')) +

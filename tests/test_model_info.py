@@ -4,11 +4,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 from conftest import load_tool
 
-model_info = load_tool("model_info")
+ROOT = Path(__file__).resolve().parents[1]
+model_info = load_tool('model_info')
 
 
 def parse_total(text):

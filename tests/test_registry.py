@@ -1,8 +1,9 @@
-import mmdet_internvit  # noqa: F401  registers InternViT in mmdet
-import mmseg_internvit
 import torch
 from mmdet.registry import MODELS as DET_MODELS
 from mmseg.registry import MODELS as SEG_MODELS
+
+import mmdet_internvit  # noqa: F401  registers InternViT in mmdet
+import mmseg_internvit
 
 
 def test_one_class_registered_in_both_libraries():

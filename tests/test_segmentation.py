@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_optimizer_holds_trainable_params, load_tool, train_user_config
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmseg_internvit  # noqa: F401
-from conftest import assert_optimizer_holds_trainable_params, load_tool, train_user_config
 from internvit_dense.engine import internvit_layer_id
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ Measured side by side in one run:
 Every memory figure comes from a fresh worker process: on CPU (Linux) the peak resident
 set (VmHWM, reset just before the steps) minus the resident set at that moment, with
 glibc's mmap threshold fixed so that freed tensors leave the resident set; on CUDA
-``torch.cuda.max_memory_allocated`` over the allocation before the steps. Activation memory is that peak minus the bytes of the
-parameter gradients.
+``torch.cuda.max_memory_allocated`` over the allocation before the steps. Activation
+memory is that peak minus the bytes of the parameter gradients.
 """
 import argparse
 import json

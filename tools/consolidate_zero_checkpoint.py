@@ -59,8 +59,9 @@ def read_zero_checkpoint(ckpt_dir: str):
 def fill_frozen_weights(state: dict, config: str) -> None:
     """Add the weights ``state`` lacks from the config's freshly initialised model;
     only frozen parameters may be missing (trained ones would be silently lost)."""
+    from mmengine.registry import MODELS, DefaultScope
+
     from common import load_config
-    from mmengine.registry import DefaultScope, MODELS
     cfg = load_config(config)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)

@@ -23,9 +23,10 @@ def main(argv=None):
                         help='key prefix of the backbone in the model')
     args = parser.parse_args(argv)
     quiet_known_warnings()
-    import mmseg_internvit  # noqa: F401  (its compat shim reads mmengine checkpoints)
     from mmengine.runner import CheckpointLoader
     from safetensors.torch import save_file
+
+    import mmseg_internvit  # noqa: F401  (its compat shim reads mmengine checkpoints)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     ckpt = CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu')

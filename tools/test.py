@@ -52,8 +52,6 @@ def main(argv=None):
     cfg = load_run_config(args)
     cfg.load_from = args.checkpoint
     cfg.pop('strategy', None)  # training-time sharding; evaluation is plain
-    if cfg.get('runner_type') == 'InternViTFlexibleRunner':
-        cfg.runner_type = 'InternViTRunner'
     cfg.resume = False
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)

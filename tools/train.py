@@ -6,8 +6,9 @@
 
 A thin convenience over what the config itself says: mmseg's and mmdet's own
 ``tools/train.py`` run our configs the same way. The library comes from the config's
-``default_scope`` and the runner from its ``runner_type`` (``InternViTRunner``, or
-``InternViTFlexibleRunner`` for the DeepSpeed configs): safe and strict checkpoint
+``default_scope`` and the runner from its ``runner_type`` (``InternViTRunner``, which
+becomes ``InternViTFlexibleRunner`` for a config with a DeepSpeed ``strategy``): safe
+and strict checkpoint
 loading, CPU-only distributed runs and the DeepSpeed ``load_from`` handling live there.
 Checkpoints are written every ``default_hooks.checkpoint.interval`` iterations;
 ``--resume`` continues the latest one in the work dir (or the given file) with its
@@ -48,7 +49,6 @@ def apply_zero_switch(cfg, stage: int) -> None:
     zero['stage'] = stage
     strategy['zero_optimization'] = zero
     cfg.strategy = strategy
-    cfg.runner_type = 'InternViTFlexibleRunner'
 
 
 def main(argv=None):

@@ -4,11 +4,14 @@
 (and ``mim``) run the same experiment as ours.
 
 ``InternViTRunner`` (plain ``Runner``) and ``InternViTFlexibleRunner`` (DeepSpeed
-through ``FlexibleRunner``) both:
+through ``FlexibleRunner``; ``InternViTRunner`` builds it for a config with a
+``strategy``) both:
 
-- read checkpoints with ``weights_only=True`` and the run-checkpoint allow-list
-  (:mod:`internvit_dense.safe_load`); any other global is refused with an error naming
-  the file unless the config sets ``trust_checkpoint = True``;
+- write checkpoints that load with ``weights_only=True``
+  (:func:`~internvit_dense.safe_load.portable_history_buffers`) and read them that way,
+  with the run-checkpoint allow-list (:mod:`internvit_dense.safe_load`); any other
+  global is refused with an error naming the file unless the config sets
+  ``trust_checkpoint = True``;
 - load ``load_from`` / ``--resume`` / test checkpoints strictly: missing, unexpected or
   mis-shaped keys are an error listing them, never a warning in the log;
 - set up CPU-only distributed runs (gloo, CPU DDP, SyncBN -> BN;
@@ -28,7 +31,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import FlexibleRunner, Runner
 
 from ..dist import adapt_cfg_for_cpu
-from ..safe_load import check_files_are_safe, trust_from_cfg
+from ..safe_load import check_files_are_safe, portable_history_buffers, trust_from_cfg
 from .strict_load import load_plain_checkpoint
 
 FLEXIBLE = 'InternViTFlexibleRunner'
@@ -42,12 +45,13 @@ class InternViTRunner(Runner):
     trust_checkpoint = False
 
     @classmethod
-    def from_cfg(cls, cfg) -> 'InternViTRunner':
+    def from_cfg(cls, cfg):
+        """The runner for ``cfg``: this one, or :class:`InternViTFlexibleRunner` when the
+        config has a ``strategy`` (mmengine's plain ``Runner`` would ignore it and train
+        a 6B model without ZeRO). One ``runner_type`` serves both kinds of config, so a
+        DeepSpeed leaf only adds its strategy base."""
         if cfg.get('strategy'):
-            raise ValueError(
-                f'the config sets a `strategy` (DeepSpeed) but runner_type builds the '
-                f"plain {cls.__name__}, which would ignore it and train without ZeRO; "
-                f"set runner_type = '{FLEXIBLE}' (our configs/_base_/deepspeed/*.py do)")
+            return InternViTFlexibleRunner.from_cfg(cfg)
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
         runner = super().from_cfg(cfg)
@@ -55,10 +59,11 @@ class InternViTRunner(Runner):
         return runner
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
-                        revise_keys: list = [(r'^module.', '')]):
+                        revise_keys=None):
         # mmengine loads with strict=False (a mismatch is a log warning) through
         # torch.load's defaults; here the file is read with the allow-list and every
-        # key must fit (``strict`` is accepted for the signature, and always on).
+        # key must fit (``strict`` and ``revise_keys`` are accepted for the signature: every
+        # key must fit, and a DDP ``module.`` prefix is dropped).
         model = self.model.module if is_model_wrapper(self.model) else self.model
         if map_location == 'default':
             map_location = 'cpu'
@@ -68,6 +73,10 @@ class InternViTRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    def save_checkpoint(self, *args, **kwargs):
+        with portable_history_buffers():  # loadable with weights_only=True
+            return super().save_checkpoint(*args, **kwargs)
 
 
 class InternViTFlexibleRunner(FlexibleRunner):
@@ -96,6 +105,10 @@ class InternViTFlexibleRunner(FlexibleRunner):
             check_files_are_safe(sorted(glob.glob(osp.join(filename, '*.pt'))),
                                  trust=self.trust_checkpoint)
         return super().resume(filename, *args, **kwargs)
+
+    def save_checkpoint(self, *args, **kwargs):
+        with portable_history_buffers():  # loadable with weights_only=True
+            return super().save_checkpoint(*args, **kwargs)
 
     def _plain_runner(self) -> InternViTRunner:
         cfg = copy.deepcopy(self.cfg)

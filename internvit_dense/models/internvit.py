@@ -17,6 +17,7 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
+
 from .checkpoint import load_pretrained_into, resize_pos_embed_grid
 
 try:  # optional; only used for half-precision CUDA inputs
