@@ -17,8 +17,7 @@ from mmengine.registry import init_default_scope
 
 import mmseg_internvit  # noqa: F401  registers the classes
 from internvit_dense import CheckpointMismatchError, UnsafeCheckpointError
-from internvit_dense.safe_load import (load_run_checkpoint, portable_history_buffers,
-                                       unsafe_globals)
+from internvit_dense.safe_load import load_run_checkpoint, portable_history_buffers, unsafe_globals
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = str(ROOT / 'configs/demo/upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py')
