@@ -142,14 +142,16 @@ def load_run_checkpoint(filename: str, map_location=None, trust: bool = False):
         raise _unsafe_error(filename, found) from exc
 
 
-def check_files_are_safe(files: List[str], trust: bool = False) -> None:
+def check_files_are_safe(files: List[str], trust: bool = False,
+                         also_allowed: Tuple[str, ...] = ()) -> None:
     """Refuse (before anything unpickles them) torch files that need globals outside
-    the allow-list; for loaders that call ``torch.load(weights_only=False)`` themselves,
-    such as DeepSpeed's checkpoint engine."""
+    the allow-list and ``also_allowed`` (qualified names); for loaders that call
+    ``torch.load(weights_only=False)`` themselves, such as DeepSpeed's checkpoint
+    engine."""
     if trust:
         return
     for file in files:
-        found = unsafe_globals(file)
+        found = [g for g in unsafe_globals(file) if g not in also_allowed]
         if found:
             raise _unsafe_error(file, found)
 

@@ -217,3 +217,12 @@ def test_detection_train_val_and_infer_end_to_end(coco_root, tmp_path):
     out = infer.main([str(user_cfg), str(ckpt), img, '--out-dir', str(tmp_path / 'inf'),
                       '--score-thr', '0.0'])
     assert Image.open(out[0]).size == Image.open(img).size
+    # mmdet's own inferencer on the same config and checkpoint: the class names come
+    # from the checkpoint (the demo's 9 COCO categories), not COCO's 80
+    from mmdet.apis import DetInferencer
+    inferencer = DetInferencer(model=str(user_cfg), weights=str(ckpt), device='cpu')
+    result = inferencer(img, out_dir=str(tmp_path / 'detinf'), no_save_vis=False)
+    classes = inferencer.model.dataset_meta['classes']
+    saved = torch.load(ckpt, weights_only=True)['meta']['dataset_meta']['classes']
+    assert tuple(classes) == tuple(saved) and len(result['predictions']) == 1
+    assert glob.glob(str(tmp_path / 'detinf' / 'vis' / '*'))

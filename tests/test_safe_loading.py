@@ -96,21 +96,15 @@ def test_unsafe_globals_are_named_without_unpickling(evil):
     assert_refused(err, path, marker)
 
 
-def test_load_from_refuses(trained, evil, tmp_path):
+@pytest.mark.parametrize('how', ['load_from', 'resume'])
+def test_train_py_refuses(trained, evil, tmp_path, how):
     path, marker = evil
     train = load_tool('train')
+    args = (['--cfg-options', f'load_from={path}', 'train_cfg.max_iters=3']
+            if how == 'load_from' else
+            ['--resume', str(path), '--cfg-options', 'train_cfg.max_iters=3'])
     with pytest.raises(UnsafeCheckpointError) as err:
-        train.main([str(trained['cfg']), '--work-dir', str(tmp_path / 'w'),
-                    '--cfg-options', f'load_from={path}', 'train_cfg.max_iters=3'])
-    assert_refused(err, path, marker)
-
-
-def test_resume_refuses(trained, evil, tmp_path):
-    path, marker = evil
-    train = load_tool('train')
-    with pytest.raises(UnsafeCheckpointError) as err:
-        train.main([str(trained['cfg']), '--work-dir', str(tmp_path / 'w'),
-                    '--resume', str(path), '--cfg-options', 'train_cfg.max_iters=3'])
+        train.main([str(trained['cfg']), '--work-dir', str(tmp_path / 'w')] + args)
     assert_refused(err, path, marker)
 
 

@@ -46,7 +46,6 @@ def tiny_model_cfg(cfg):
     for part in ('neck', 'decode_head', 'auxiliary_head'):
         if part in cfg.model and 'norm_cfg' in cfg.model[part]:
             cfg.model[part].norm_cfg = dict(type='BN', requires_grad=True)
-    cfg.optim_wrapper.paramwise_cfg.num_layers = layers
     return cfg
 
 
@@ -129,13 +128,27 @@ def test_meta_device_parameter_counts_match_published(stem, trainable, total):
 # ----------------------------------------------------------------------------- layer decay
 def test_layer_ids():
     L = 48
-    assert internvit_layer_id('backbone.cls_token', L) == 0
-    assert internvit_layer_id('backbone.pos_embed', L) == 0
-    assert internvit_layer_id('backbone.patch_embed.weight', L) == 0
-    assert internvit_layer_id('backbone.blocks.0.attn.qkv.weight', L) == 1
-    assert internvit_layer_id('backbone.blocks.47.ls2', L) == 48
-    assert internvit_layer_id('decode_head.conv_seg.weight', L) == 49
-    assert internvit_layer_id('neck.upsample_4x.0.weight', L) == 49
+    assert internvit_layer_id('cls_token', L) == 0
+    assert internvit_layer_id('pos_embed', L) == 0
+    assert internvit_layer_id('patch_embed.weight', L) == 0
+    assert internvit_layer_id('blocks.0.attn.qkv.weight', L) == 1
+    assert internvit_layer_id('blocks.47.ls2', L) == 48
+
+
+def test_layer_ids_come_from_the_module_tree():
+    # ids are given by place in the InternViT, so a neck or head parameter whose name
+    # happens to contain `blocks.N.` is not mistaken for a backbone block
+    from internvit_dense import InternViT
+    from internvit_dense.engine.layer_decay import layer_ids
+    model = torch.nn.Module()
+    model.backbone = InternViT(arch='internvit-300m-448px', embed_dims=16, num_heads=2,
+                               mlp_hidden_dims=32, num_layers=3, img_size=28)
+    model.neck = torch.nn.Module()
+    model.neck.blocks = torch.nn.ModuleList([torch.nn.Linear(2, 2)])
+    ids = layer_ids(model, 3)
+    assert ids['backbone.cls_token'] == ids['backbone.patch_embed.weight'] == 0
+    assert ids['backbone.blocks.2.mlp.fc1.weight'] == 3
+    assert ids['neck.blocks.0.weight'] == 4
 
 
 def test_layer_decay_rates_and_frozen_params():
@@ -145,8 +158,7 @@ def test_layer_decay_rates_and_frozen_params():
     cfg = tiny_model_cfg(Config.fromfile(
         str(ROOT / 'configs/internvit/upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py')))
     cfg.model.backbone.update(num_layers=4, out_indices=[0, 1, 2, 3])
-    cfg.optim_wrapper.update(type='OptimWrapper', paramwise_cfg=dict(
-        num_layers=4, layer_decay_rate=0.5))
+    cfg.optim_wrapper.update(type='OptimWrapper', paramwise_cfg=dict(layer_decay_rate=0.5))
     cfg.optim_wrapper.pop('dtype')
     model = MODELS.build(cfg.model)
     model.backbone.blocks[0].requires_grad_(False)  # partly frozen
@@ -172,7 +184,11 @@ def test_layer_decay_rates_and_frozen_params():
 def test_layer_decay_needs_its_settings():
     from mmengine.optim import build_optim_wrapper
     model = torch.nn.Linear(2, 2)
-    with pytest.raises(KeyError, match='num_layers'):
+    with pytest.raises(KeyError, match='layer_decay_rate'):
+        build_optim_wrapper(model, dict(
+            optimizer=dict(type='AdamW', lr=1e-3),
+            constructor='InternViTLayerDecayOptimizerConstructor', paramwise_cfg=dict()))
+    with pytest.raises(ValueError, match='holds no InternViT'):
         build_optim_wrapper(model, dict(
             optimizer=dict(type='AdamW', lr=1e-3),
             constructor='InternViTLayerDecayOptimizerConstructor',

@@ -26,7 +26,7 @@ import os.path as osp
 from common import quiet_known_warnings
 
 
-def read_zero_checkpoint(ckpt_dir: str):
+def read_zero_checkpoint(ckpt_dir: str, trust: bool = False):
     """``(state_dict, meta)`` of a DeepSpeed checkpoint directory."""
     import torch
     if not osp.isdir(ckpt_dir):
@@ -35,8 +35,10 @@ def read_zero_checkpoint(ckpt_dir: str):
     if not model_files:
         raise FileNotFoundError(f'{ckpt_dir}: no *model_states.pt (not a DeepSpeed '
                                 'checkpoint, or an interrupted save)')
-    # DeepSpeed's own files (client state holds mmengine's meta): trusted, as they are
-    # the user's own run; they hold numpy scalars, hence weights_only=False.
+    # DeepSpeed's files hold a few of its own types, and zero_to_fp32 unpickles them
+    # with weights_only=False: every file is checked for other globals first.
+    from internvit_dense.engine.deepspeed import check_deepspeed_checkpoint
+    check_deepspeed_checkpoint(ckpt_dir, trust=trust)
     states = torch.load(model_files[0], map_location='cpu', weights_only=False)
     meta = states.get('meta', {})
     optim_files = glob.glob(osp.join(ckpt_dir, '*optim_states.pt'))
@@ -81,12 +83,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('checkpoint', help='DeepSpeed checkpoint directory (iter_N.pth)')
     parser.add_argument('out', help='output plain checkpoint (.pth)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='read files that need globals beyond DeepSpeed\'s own and '
+                        "mmengine's run-state types (they can run code)")
     parser.add_argument('--config', help='the run\'s config, to restore frozen weights '
                         'that the run excluded from its checkpoints')
     args = parser.parse_args(argv)
     quiet_known_warnings()
     import torch
-    state, meta = read_zero_checkpoint(args.checkpoint)
+    state, meta = read_zero_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     if args.config:
         fill_frozen_weights(state, args.config)
     out = osp.abspath(args.out)

@@ -5,8 +5,8 @@
 The result loads anywhere with ``init_cfg=dict(type='Pretrained',
 checkpoint='backbone.safetensors')``, through the same strict loader as the released
 weights (including patch 14 -> 16 and position-grid resizing). The input is a checkpoint
-of your own run, read as mmengine reads it for ``load_from``; the output holds tensors
-only, so it can be shared and loaded with ``weights_only`` safety.
+of your own run, read with ``weights_only=True`` like every checkpoint here; the output
+holds tensors only, so it can be shared and loaded safely.
 """
 import argparse
 import os
@@ -19,17 +19,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('checkpoint', help='mmengine checkpoint of a trained model')
     parser.add_argument('out', help='output .safetensors file')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='read a checkpoint that needs more than tensors and '
+                        "mmengine's run-state types (it can run code)")
     parser.add_argument('--prefix', default='backbone.',
                         help='key prefix of the backbone in the model')
     args = parser.parse_args(argv)
     quiet_known_warnings()
-    from mmengine.runner import CheckpointLoader
     from safetensors.torch import save_file
 
-    import mmseg_internvit  # noqa: F401  (its compat shim reads mmengine checkpoints)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    ckpt = CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu')
+    from internvit_dense.safe_load import load_run_checkpoint
+    ckpt = load_run_checkpoint(args.checkpoint, map_location='cpu',
+                               trust=args.trust_checkpoint)
     state = ckpt.get('state_dict', ckpt)
     weights = {k[len(args.prefix):]: v.contiguous() for k, v in state.items()
                if k.startswith(args.prefix)}

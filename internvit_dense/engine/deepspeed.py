@@ -47,6 +47,24 @@ from ..dist import free_port, init_cpu_process_group, needs_cpu_workaround
 from ..safe_load import check_files_are_safe
 from .strict_load import load_plain_checkpoint
 
+#: What DeepSpeed 0.19's own checkpoint files hold beyond the run-checkpoint allow-list
+#: (ZeRO's stage enum, loss-scaler state, fragment addresses, mmengine's ConfigDict in
+#: the saved config). DeepSpeed unpickles its files with weights_only=False, so every
+#: ``*.pt`` of a directory is checked against this list before DeepSpeed reads it.
+DEEPSPEED_CHECKPOINT_GLOBALS = (
+    'deepspeed.runtime.zero.config.ZeroStageEnum',
+    'deepspeed.runtime.fp16.loss_scaler.LossScaler',
+    'deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler',
+    'deepspeed.utils.tensor_fragment.fragment_address',
+    'mmengine.config.config.ConfigDict',
+)
+
+
+def check_deepspeed_checkpoint(path: str, trust: bool = False) -> None:
+    """Refuse a DeepSpeed checkpoint directory whose files need other globals."""
+    check_files_are_safe(sorted(glob.glob(osp.join(path, '*.pt'))), trust=trust,
+                         also_allowed=DEEPSPEED_CHECKPOINT_GLOBALS)
+
 
 def is_deepspeed_checkpoint(path: str) -> bool:
     """DeepSpeed writes a checkpoint as a directory of ``*model_states.pt`` files."""
@@ -208,14 +226,12 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
                 'moves a plain load_from there), or consolidate a ZeRO checkpoint with '
                 'tools/consolidate_zero_checkpoint.py')
         # DeepSpeed unpickles its files with weights_only=False: check them first
-        check_files_are_safe(sorted(glob.glob(osp.join(filename, '*.pt'))),
-                             trust=self.trust_checkpoint)
+        check_deepspeed_checkpoint(filename, trust=self.trust_checkpoint)
         return super().load_checkpoint(filename, **kwargs)
 
     def resume(self, filename: str, **kwargs) -> dict:
         if not is_deepspeed_checkpoint(filename):
             raise ValueError(f'cannot resume a DeepSpeed run from {filename}: not a '
                              'DeepSpeed checkpoint directory (missing *model_states.pt)')
-        check_files_are_safe(sorted(glob.glob(osp.join(filename, '*.pt'))),
-                             trust=self.trust_checkpoint)
+        check_deepspeed_checkpoint(filename, trust=self.trust_checkpoint)
         return super().resume(filename, **kwargs)

@@ -24,14 +24,13 @@ checkpoint directories before DeepSpeed unpickles them (it loads with
 checkpoint is a consolidated plain file.
 """
 import copy
-import glob
 import os.path as osp
 
 from mmengine.model import is_model_wrapper
 from mmengine.runner import FlexibleRunner, Runner
 
 from ..dist import adapt_cfg_for_cpu
-from ..safe_load import check_files_are_safe, portable_history_buffers, trust_from_cfg
+from ..safe_load import portable_history_buffers, trust_from_cfg
 from .strict_load import load_plain_checkpoint
 
 FLEXIBLE = 'InternViTFlexibleRunner'
@@ -99,12 +98,6 @@ class InternViTFlexibleRunner(FlexibleRunner):
         runner = super().from_cfg(cfg)
         runner.trust_checkpoint = trust_from_cfg(cfg)
         return runner
-
-    def resume(self, filename: str, *args, **kwargs):
-        if osp.isdir(filename):
-            check_files_are_safe(sorted(glob.glob(osp.join(filename, '*.pt'))),
-                                 trust=self.trust_checkpoint)
-        return super().resume(filename, *args, **kwargs)
 
     def save_checkpoint(self, *args, **kwargs):
         with portable_history_buffers():  # loadable with weights_only=True
