@@ -61,12 +61,18 @@ class InternViTLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     ``paramwise_cfg = dict(layer_decay_rate=0.95)``
     """
 
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
+        # checked here: mmengine's constructor skips add_params altogether when
+        # paramwise_cfg is empty, which would train without decay and with optimizer
+        # state for frozen parameters
+        if not paramwise_cfg or 'layer_decay_rate' not in paramwise_cfg:
+            raise KeyError(f'paramwise_cfg of {type(self).__name__} needs '
+                           f"'layer_decay_rate', got {paramwise_cfg!r}")
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '',
                    is_dcn_module: Optional[int] = None) -> None:
         cfg = self.paramwise_cfg
-        if 'layer_decay_rate' not in cfg:
-            raise KeyError(f'paramwise_cfg of {type(self).__name__} needs '
-                           "'layer_decay_rate'")
         rate = cfg['layer_decay_rate']
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) \
                 or not 0 < rate <= 1:
