@@ -6,9 +6,10 @@ The core registers nothing when imported: each task package (``mmseg_internvit``
 ``type='InternViT'`` resolves in the scope it is built in, and the core depends on
 mmengine, mmcv and torch only. Classes that only mmengine's root registries can hold (the
 DeepSpeed strategy, which ``FlexibleRunner`` builds from mmengine's ``STRATEGIES``, and the
-CPU DDP wrapper) are registered there, once.
+CPU DDP wrapper) are registered there, once; so are the runners, which mmdet's packaged
+``tools/train.py`` looks up in mmengine's ``RUNNERS``.
 """
-from mmengine.registry import MODEL_WRAPPERS, STRATEGIES, Registry
+from mmengine.registry import MODEL_WRAPPERS, RUNNERS, STRATEGIES, Registry
 
 from .dist import CPUDistributedDataParallel
 from .engine import (
@@ -39,6 +40,9 @@ def register_core(*, models: Registry, hooks: Registry, optim_wrapper_constructo
                               (optim_wrapper_constructors,
                                (InternViTLayerDecayOptimizerConstructor, )),
                               (runners, (InternViTRunner, InternViTFlexibleRunner)),
+                              # mmdet's packaged tools/train.py builds from
+                              # mmengine's RUNNERS before any scope is set
+                              (RUNNERS, (InternViTRunner, InternViTFlexibleRunner)),
                               (STRATEGIES, (InternViTDeepSpeedStrategy, )),
                               (MODEL_WRAPPERS, (CPUDistributedDataParallel, ))):
         for cls in classes:
