@@ -353,3 +353,70 @@ def test_train_val_test_and_infer_end_to_end(demo_root, tmp_path):
     with pytest.raises(KeyError, match="no keys with prefix 'detector.'"):
         extract_backbone.main([str(ckpt), str(tmp_path / 'x.safetensors'), '--prefix',
                                'detector.'])
+
+
+# ----------------------------------------------------------------------------- TTA
+def test_tta_is_the_mean_of_the_views_probabilities(demo_root, tmp_path):
+    """tools/test.py --tta (mmseg's SegTTAModel over the config's tta_pipeline) gives
+    the argmax of the class probabilities averaged over 6 scales x 2 flips, each view
+    computed here through the plain single-scale model; and differs from single scale."""
+    import pickle
+
+    from mmcv.transforms import Compose
+    from mmengine.dataset import pseudo_collate
+    from mmseg.registry import MODELS
+
+    from internvit_dense.safe_load import portable_history_buffers
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(DEMO_CONFIG)
+    cfg.model.backbone.update(embed_dims=TINY, num_heads=2, mlp_hidden_dims=2 * TINY,
+                              num_layers=2, out_indices=[0, 1])
+    cfg.model.neck = None
+    cfg.model.decode_head = dict(type='BNLinearHead', in_channels=[TINY, TINY],
+                                 in_index=[0, 1], input_transform='resize_concat',
+                                 num_classes=150, norm_cfg=dict(type='BN'),
+                                 align_corners=False, loss_decode=dict(
+                                     type='CrossEntropyLoss', loss_weight=1.0))
+    cfg.model.auxiliary_head = None
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = tmp_path / 'tiny.pth'
+    with portable_history_buffers():
+        torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    user = tmp_path / 'tiny_cfg.py'
+    user.write_text(cfg.pretty_text)
+    overrides = ['--cfg-options', f'test_dataloader.dataset.data_root={demo_root}',
+                 'test_dataloader.dataset.indices=1', 'test_dataloader.num_workers=0',
+                 'test_dataloader.persistent_workers=False']
+    test_tool = load_tool('test')
+    test_tool.main([str(user), str(ckpt), '--tta', '--out', str(tmp_path / 'tta.pkl'),
+                    '--work-dir', str(tmp_path / 'w')] + overrides)
+    test_tool.main([str(user), str(ckpt), '--out', str(tmp_path / 'single.pkl'),
+                    '--work-dir', str(tmp_path / 'w')] + overrides)
+    tta = pickle.load(open(tmp_path / 'tta.pkl', 'rb'))[0]['pred_sem_seg']['data']
+    single = pickle.load(open(tmp_path / 'single.pkl', 'rb'))[0]['pred_sem_seg']['data']
+
+    # by hand: every view through the single-scale model (flip undone and logits resized
+    # to the image by its postprocessing), softmax, mean, argmax
+    image = sorted(Path(demo_root, 'images', 'validation').glob('*.jpg'))[0]
+    seg_map = Path(demo_root, 'annotations', 'validation', image.stem + '.png')
+    model.eval()
+    probs = []
+    for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75):
+        for flip in (0., 1.):
+            view = Compose([
+                dict(type='LoadImageFromFile'),
+                dict(type='Resize', scale=(int(1008 * r), int(252 * r)), keep_ratio=True),
+                dict(type='RandomFlip', prob=flip, direction='horizontal'),
+                dict(type='LoadCheckedAnnotations', num_classes=150,
+                     reduce_zero_label=True),
+                dict(type='PackSegInputs')])
+            data = view(dict(img_path=str(image), seg_map_path=str(seg_map),
+                             reduce_zero_label=True, seg_fields=[]))
+            with torch.no_grad():
+                out = model.test_step(pseudo_collate([data]))[0]
+            probs.append(out.seg_logits.data.softmax(dim=0))
+    by_hand = (sum(probs) / len(probs)).argmax(dim=0, keepdim=True)
+    assert tta.shape == by_hand.shape == single.shape
+    assert torch.equal(tta, by_hand)
+    assert not torch.equal(tta, single)

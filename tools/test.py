@@ -1,10 +1,12 @@
 """Evaluate a checkpoint on a config's test set (mmseg or mmdet, from the config).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out FILE]
-                         [--trust-checkpoint] [--cfg-options KEY=VALUE ...]
+                         [--tta] [--trust-checkpoint] [--cfg-options KEY=VALUE ...]
                          [--launcher pytorch|slurm|mpi]
 
-``--show-dir`` saves every prediction drawn over its image (segmentation overlays, or
+``--tta`` (segmentation) evaluates with mmseg's ``SegTTAModel``: the config's
+``tta_pipeline`` (6 scales x 2 flips in ours) and the class probabilities averaged over
+the views. ``--show-dir`` saves every prediction drawn over its image (segmentation overlays, or
 boxes and masks). A DeepSpeed run's checkpoint (a directory) is first turned into one
 plain file by ``tools/consolidate_zero_checkpoint.py``; a config's ``strategy`` is ignored
 here, evaluation runs on the plain runner (``InternViTRunner``). The checkpoint is read
@@ -23,6 +25,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--show-dir', help='save prediction overlays into this folder')
     parser.add_argument('--out', help='dump raw predictions to this pickle file')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation (mmseg's SegTTAModel over the "
+                        "config's tta_pipeline)")
     add_run_args(parser)
     return parser.parse_args(argv)
 
@@ -39,6 +44,17 @@ def enable_drawing(cfg, show_dir: str) -> None:
         cfg.visualizer['save_dir'] = show_dir
 
 
+def enable_tta(cfg) -> None:
+    """What mmseg's own tools/test.py does for --tta."""
+    missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+    if cfg.default_scope != 'mmseg' or missing:
+        raise KeyError(f'--tta needs a segmentation config with tta_model and '
+                       f'tta_pipeline (missing: {missing or "mmseg scope"})')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
 def main(argv=None):
     quiet_known_warnings()
     args = parse_args(argv)
@@ -53,6 +69,8 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     cfg.pop('strategy', None)  # training-time sharding; evaluation is plain
     cfg.resume = False
+    if args.tta:
+        enable_tta(cfg)
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)
     if args.out:

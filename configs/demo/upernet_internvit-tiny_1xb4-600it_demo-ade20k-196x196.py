@@ -36,6 +36,17 @@ test_pipeline = [
     dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
+tta_pipeline = [  # tools/test.py --tta: the base's 6 scales x 2 flips, at demo size
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(int(1008 * r), int(252 * r)), keep_ratio=True)
+         for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True)],
+        [dict(type='PackSegInputs')],
+    ]),
+]
 train_dataloader = dict(
     batch_size=4, num_workers=1,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))

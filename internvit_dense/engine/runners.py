@@ -26,7 +26,7 @@ checkpoint is a consolidated plain file.
 import copy
 import os.path as osp
 
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import FlexibleRunner, Runner
 
 from ..dist import adapt_cfg_for_cpu
@@ -63,7 +63,11 @@ class InternViTRunner(Runner):
         # torch.load's defaults; here the file is read with the allow-list and every
         # key must fit (``strict`` and ``revise_keys`` are accepted for the signature: every
         # key must fit, and a DDP ``module.`` prefix is dropped).
-        model = self.model.module if is_model_wrapper(self.model) else self.model
+        model = self.model
+        # DDP wrappers and test-time-augmentation models hold the model as .module (as
+        # mmengine's own loader unwraps them)
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
         if map_location == 'default':
             map_location = 'cpu'
         checkpoint = load_plain_checkpoint(model, filename, map_location=map_location,

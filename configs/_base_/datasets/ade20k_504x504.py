@@ -24,6 +24,22 @@ test_pipeline = [
          reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
+# Test-time augmentation (tools/test.py --tta): mmseg's SegTTAModel averages the class
+# probabilities of 6 scales x 2 flips, mmseg's convention (0.5-1.75), here as multiples
+# of the single-scale test size (short side 504).
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(int(2016 * r), int(504 * r)), keep_ratio=True)
+         for r in img_ratios],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadCheckedAnnotations', num_classes=num_classes,
+              reduce_zero_label=True)],
+        [dict(type='PackSegInputs')],
+    ]),
+]
 train_dataloader = dict(batch_size=2, num_workers=4,
                         dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=1, num_workers=4, dataset=dict(pipeline=test_pipeline))
