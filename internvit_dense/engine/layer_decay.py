@@ -100,8 +100,11 @@ class InternViTLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             if key not in groups:
                 scale = rate**(num_layers + 1 - layer_id)
                 groups[key] = dict(params=[], lr=self.base_lr * scale,
-                                   weight_decay=0.0 if no_decay else self.base_wd,
                                    layer_id=layer_id, lr_scale=scale)
+                if no_decay:
+                    groups[key]['weight_decay'] = 0.0
+                elif self.base_wd is not None:  # else the optimizer's own default
+                    groups[key]['weight_decay'] = self.base_wd
             groups[key]['params'].append(param)
         for key in sorted(groups):
             params.append(groups[key])
