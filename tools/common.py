@@ -71,7 +71,7 @@ def load_run_config(args):
 def build_runner(cfg):
     """The runner the config names in ``runner_type`` (as mmseg's and mmdet's
     tools/train.py build it), from the registry of the config's library."""
-    from mmengine.registry import RUNNERS, DefaultScope
+    from mmengine.registry import RUNNERS, init_default_scope
     from mmengine.runner import Runner
     if 'runner_type' not in cfg:
         if cfg.get('strategy'):
@@ -79,5 +79,9 @@ def build_runner(cfg):
                              "would build the plain Runner and ignore it; set "
                              "runner_type = 'InternViTFlexibleRunner'")
         return Runner.from_cfg(cfg)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        return RUNNERS.build(cfg)
+    # The scope stays set after the build, as in mmseg's / mmdet's tools/train.py: the
+    # runner builds its optimizer wrapper, hooks and loops later, in train()/test().
+    # (DefaultScope.overwrite_default_scope restores the scopes on exit and drops the
+    # one the runner made, so its optimizer constructor was looked up in mmengine's.)
+    init_default_scope(cfg.default_scope)
+    return RUNNERS.build(cfg)
