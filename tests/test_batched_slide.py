@@ -145,3 +145,20 @@ def test_our_configs_use_batched_slide_inference():
         assert cfg.model.type == 'BatchedSlideEncoderDecoder', path
         assert cfg.model.test_cfg.slide_batch_size == 4, path
     assert issubclass(BatchedSlideEncoderDecoder, EncoderDecoder)
+
+
+def test_plain_dict_test_cfg():
+    """Built from a plain dict (not a config file), test_cfg is read by attribute as
+    mmseg's code does, for both paths."""
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    model = MODELS.build(dict(
+        type='BatchedSlideEncoderDecoder',
+        backbone=dict(type='InternViT', embed_dims=32, num_layers=1, num_heads=2,
+                      mlp_hidden_dims=64, img_size=42),
+        decode_head=dict(type='BNLinearHead', in_channels=32, num_classes=3),
+        test_cfg=dict(mode='slide', crop_size=(42, 42), stride=(28, 28),
+                      slide_batch_size=2))).eval()
+    inputs = torch.randn(1, 3, 50, 70)
+    torch.testing.assert_close(model.slide_inference(inputs, metas(inputs)),
+                               mmseg_slide(model, inputs), rtol=1e-5, atol=1e-5)

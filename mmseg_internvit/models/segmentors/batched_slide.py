@@ -2,6 +2,7 @@
 from typing import List, Optional
 
 import torch
+from mmengine.config import ConfigDict
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
@@ -31,6 +32,10 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if isinstance(self.test_cfg, dict) and not isinstance(self.test_cfg, ConfigDict):
+            # mmseg reads test_cfg by attribute (test_cfg.stride), which a config file
+            # gives; a model built from a plain dict gets the same
+            self.test_cfg = ConfigDict(self.test_cfg)
         self.slide_batch_size  # a bad setting fails when the model is built
 
     def slide_inference(self, inputs: torch.Tensor,
