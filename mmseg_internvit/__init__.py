@@ -25,14 +25,15 @@ from internvit_dense.registry import register_core
 from internvit_dense.version import __version__
 
 from .datasets import ADE20KSubsetDataset, LoadCheckedAnnotations
-from .models import BNLinearHead
+from .models import BatchedSlideEncoderDecoder, BNLinearHead
 
 register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
               runners=RUNNERS)
 
 __all__ = ['__version__', 'InternViT', 'PRESETS', 'resolve_preset',
            'load_pretrained_into', 'CheckpointMismatchError', 'UnsafeCheckpointError',
-           'BNLinearHead', 'ADE20KSubsetDataset', 'LoadCheckedAnnotations',
+           'BNLinearHead', 'BatchedSlideEncoderDecoder', 'ADE20KSubsetDataset',
+           'LoadCheckedAnnotations',
            'EvalBeforeTrainHook', 'RecordSubsetHook',
            'InternViTLayerDecayOptimizerConstructor', 'InternViTDeepSpeedStrategy',
            'InternViTRunner', 'InternViTFlexibleRunner']

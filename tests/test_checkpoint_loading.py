@@ -258,3 +258,48 @@ def test_weights_load_once_through_a_parent_module(tmp_path, weights, monkeypatc
     parent.init_weights()
     parent.init_weights()
     assert len(calls) == 1
+
+
+# ----------------------------------------------------------------------------- memory
+def test_safetensors_tensors_are_read_straight_into_the_parameters(tmp_path, weights,
+                                                                    monkeypatch):
+    """Tensors stored with the model's dtype and shape are read from the file into the
+    parameter (no intermediate copy); a cast or a resized grid goes through copy_."""
+    bf16 = {k: v.to(torch.bfloat16) for k, v in weights.items()}
+    write_sharded(bf16, tmp_path, 'safetensors')
+    direct = []
+    orig = ckpt_mod.CheckpointReader.read_into
+    monkeypatch.setattr(ckpt_mod.CheckpointReader, 'read_into',
+                        lambda self, k, t: orig(self, k, t) and not direct.append(k))
+    m = load(tmp_path, frozen=True, param_dtype='bfloat16', img_size=84)  # grid 4 -> 6
+    assert 'embeddings.position_embedding' not in direct  # resized: copied
+    assert len(direct) == len(bf16) - 1
+    for key, name in (('encoder.layers.1.attn.qkv.weight', 'blocks.1.attn.qkv.weight'),
+                      ('embeddings.class_embedding', 'cls_token'),
+                      ('encoder.layers.2.ls2', 'blocks.2.ls2')):
+        assert torch.equal(m.state_dict()[name], bf16[key])
+    direct.clear()
+    load(tmp_path)  # fp32 model from bf16 files: every tensor cast by copy_
+    assert direct == []
+
+
+def test_load_unmaps_the_checkpoint_files(tmp_path, weights):
+    save_file(weights, str(tmp_path / 'model.safetensors'))
+    load(tmp_path / 'model.safetensors')
+    with open('/proc/self/maps') as f:
+        assert str(tmp_path) not in f.read()
+
+
+def test_pretrained_init_cfg_skips_the_random_draw(tmp_path, weights):
+    """Weights init_cfg will load are zeros until then (not a random draw that the
+    load overwrites), on the device the model is built on; on the meta device the
+    model stays there (tools/model_info.py)."""
+    save_file(weights, str(tmp_path / 'model.safetensors'))
+    m = make_model(tmp_path / 'model.safetensors')
+    assert all(p.device.type == 'cpu' and not p.any() for p in m.parameters())
+    m.init_weights()
+    assert_matches_reference(m.eval(), weights)
+    with torch.device('meta'):
+        assert make_model(tmp_path / 'model.safetensors').cls_token.is_meta
+    drawn = InternViT(**ARCH, img_size=56)  # no init_cfg: random weights as before
+    assert drawn.blocks[0].attn.qkv.weight.std() > 0

@@ -93,7 +93,7 @@ def test_published_recipe_settings():
     assert full.optim_wrapper.optimizer.lr == 4e-5
     assert full.model.auxiliary_head.loss_decode.loss_weight == 0.4
     assert full.model.test_cfg == dict(mode='slide', crop_size=(504, 504),
-                                       stride=(322, 322))
+                                       stride=(322, 322), slide_batch_size=4)
     assert full.train_dataloader.batch_size * 8 == 16
     warmup, poly = full.param_scheduler
     assert (warmup.end, warmup.start_factor, poly.power, poly.eta_min) == (1500, 1e-6,

@@ -20,6 +20,8 @@ import os
 import os.path as osp
 import pickle
 import re
+import struct
+import sys
 from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -31,6 +33,8 @@ HF_FILES = ('model.safetensors.index.json', 'model.safetensors',
             'pytorch_model.bin.index.json', 'pytorch_model.bin')
 CHAT_PREFIX = 'vision_model.'
 _WRAPPER_KEYS = ('module', 'state_dict', 'model')
+_ST_DTYPES = {'BF16': torch.bfloat16, 'F16': torch.float16, 'F32': torch.float32,
+              'F64': torch.float64}
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -47,6 +51,7 @@ class CheckpointReader:
         self._opened: Dict[str, object] = {}
         self._eager: Optional[Dict[str, torch.Tensor]] = None
         self._index: Optional[str] = None
+        self._headers: Dict[str, Tuple[int, dict]] = {}
         if '://' in path:  # URLs and other mmengine backends: read eagerly
             from mmengine.runner import CheckpointLoader
             self._set_eager(CheckpointLoader.load_checkpoint(path, map_location='cpu'))
@@ -112,6 +117,56 @@ class CheckpointReader:
 
     def keys(self) -> List[str]:
         return list(self._eager if self._eager is not None else self._files)
+
+    def location(self, key: str) -> Tuple[str, int]:
+        """(file, byte offset) of a tensor, for reading files in order."""
+        file = self._files.get(key, '')
+        header = self._safetensors_header(file)
+        return file, header[1][key]['data_offsets'][0] if header else 0
+
+    def _safetensors_header(self, file: str) -> Optional[Tuple[int, dict]]:
+        """(data start, header) of a safetensors file that safetensors has opened (and
+        so validated) already; None for other files."""
+        if file not in self._headers:
+            if not file.endswith('.safetensors') or file not in self._opened:
+                return None
+            with open(file, 'rb') as f:
+                size = struct.unpack('<Q', f.read(8))[0]
+                self._headers[file] = (8 + size, json.loads(f.read(size)))
+        return self._headers[file]
+
+    def read_into(self, key: str, target: torch.Tensor) -> bool:
+        """Read ``key`` from its safetensors file straight into ``target``'s memory when
+        dtype and shape match: no intermediate tensor, and the file's pages are not
+        mapped into the process (they stay droppable page cache). False when this does
+        not apply (other formats, a cast, a GPU target): the caller copies instead."""
+        if self._eager is not None or key not in self._files:
+            return False
+        header = self._safetensors_header(self._files[key])
+        info = header[1].get(key) if header else None
+        if (info is None or sys.byteorder != 'little' or target.device.type != 'cpu'
+                or not target.is_contiguous()
+                or _ST_DTYPES.get(info['dtype']) != target.dtype
+                or list(info['shape']) != list(target.shape)):
+            return False
+        start, end = info['data_offsets']
+        buf = memoryview(target.detach().reshape(-1).view(torch.uint8).numpy())
+        if end - start != len(buf):
+            return False
+        with open(self._files[key], 'rb', buffering=0) as f:
+            f.seek(header[0] + start)
+            done = 0
+            while done < len(buf):  # one read() returns at most ~2 GB
+                n = f.readinto(buf[done:])
+                if not n:
+                    raise ValueError(f'{self._files[key]} ends inside tensor {key}')
+                done += n
+        return True
+
+    def close(self) -> None:
+        """Drop the open files (and the mappings of safetensors files)."""
+        self._opened.clear()
+        self._headers.clear()
 
     def get(self, key: str) -> torch.Tensor:
         if self._eager is not None:
@@ -242,9 +297,10 @@ def load_pretrained_into(model,
     targets = model.state_dict()
     missing = sorted(set(targets) - set(mapping))
     unexpected = sorted(set(mapping) - set(targets))
-    mismatched, loaded = [], {}
+    mismatched, loaded, as_stored = [], {}, set()
     for name in sorted(set(mapping) & set(targets)):
         tensor, target = reader.get(mapping[name]), targets[name]
+        stored = tensor  # from safetensors: a lazy view of the mapped file, not read yet
         if name == 'pos_embed' and tensor.dim() == 3 and tensor.shape[-1] == target.shape[-1] \
                 and tensor.shape[1] != target.shape[1]:
             src = _grid_of(tensor.shape[1] - 1, mapping[name], path)
@@ -263,6 +319,8 @@ def load_pretrained_into(model,
                               f'{tuple(tensor.shape)} vs model {tuple(target.shape)}')
         else:
             loaded[name] = tensor
+            if tensor is stored:
+                as_stored.add(name)
     problems = []
     if missing:
         problems.append(f'missing keys ({len(missing)}): {summarize_keys(missing)}')
@@ -285,10 +343,18 @@ def load_pretrained_into(model,
         print_log(f'InternViT: ignored {len(extra)} keys outside the vision encoder '
                   f'in {path}: {summarize_keys(extra)}', logger='current',
                   level=30)  # logging.WARNING
+    # Tensor by tensor, file by file in file order, each dropped once copied: no
+    # second copy of the state dict and no dtype transient of the whole model. Tensors
+    # taken as they are from safetensors files are read straight into the parameter;
+    # the rest (resized, cast, other formats) are copied from the lazily read tensor.
+    count = len(loaded)
     with torch.no_grad():
-        for name, tensor in loaded.items():
-            targets[name].copy_(tensor)
-    print_log(f'InternViT: loaded {len(loaded)} tensors from {path}', logger='current')
+        for name in sorted(loaded, key=lambda n: reader.location(mapping[n])):
+            tensor = loaded.pop(name)
+            if not (name in as_stored and reader.read_into(mapping[name], targets[name])):
+                targets[name].copy_(tensor)
+    reader.close()
+    print_log(f'InternViT: loaded {count} tensors from {path}', logger='current')
 
 
 def describe(model) -> str:

@@ -1,3 +1,4 @@
 from .decode_heads import BNLinearHead
+from .segmentors import BatchedSlideEncoderDecoder
 
-__all__ = ['BNLinearHead']
+__all__ = ['BNLinearHead', 'BatchedSlideEncoderDecoder']

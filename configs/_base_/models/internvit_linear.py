@@ -1,4 +1,5 @@
-# InternViT + linear probe (BatchNorm + 1x1 conv), EncoderDecoder with slide inference.
+# InternViT + linear probe (BatchNorm + 1x1 conv), EncoderDecoder with slide inference
+# that runs the windows of an image through the backbone together.
 custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)
 # mmengine's Runner with safe, strict checkpoint loading and CPU-only distributed
 # runs; mmseg's / mmdet's own tools/train.py and test.py build it from here too.
@@ -14,7 +15,7 @@ data_preprocessor = dict(
     seg_pad_val=255,
     size=(504, 504))
 model = dict(
-    type='EncoderDecoder',
+    type='BatchedSlideEncoderDecoder',
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='InternViT',
@@ -34,4 +35,7 @@ model = dict(
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
-    test_cfg=dict(mode='slide', crop_size=(504, 504), stride=(322, 322)))
+    # slide_batch_size: crops per backbone call (mmseg runs one per call; None or 0
+    # restores that). ADE20K test images (short side 504) have 2 or 3 windows.
+    test_cfg=dict(mode='slide', crop_size=(504, 504), stride=(322, 322),
+                  slide_batch_size=4))

@@ -1,0 +1,91 @@
+# Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+from typing import List, Optional
+
+import torch
+from mmengine.config import ConfigDict
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+
+
+@MODELS.register_module()
+class BatchedSlideEncoderDecoder(EncoderDecoder):
+    """``EncoderDecoder`` whose sliding-window inference stacks the windows of an
+    image into one backbone call.
+
+    mmseg's ``slide_inference`` runs the whole model once per window with the batch of
+    the test loader (one image per GPU). For a 6B backbone that leaves most of a GPU
+    idle: the windows of an image are independent and all of the crop size, so here
+    they go through ``encode_decode`` together: whole windows (all images of the
+    batch at that window), as many as fit in ``test_cfg.slide_batch_size`` crops per
+    call (at least one window), which bounds the memory.
+
+    The windows, their order, the zero padding of each window's logits into the
+    full-size map, the count map and the division by it are those of mmseg 1.2.2's
+    ``EncoderDecoder.slide_inference``; overlapping windows are summed in the same
+    order. Only the batch each crop is computed in differs, so the result equals
+    mmseg's up to the rounding of batched GEMMs (``tests/test_batched_slide.py``).
+
+    ``test_cfg.slide_batch_size`` None or 0 keeps mmseg's per-window loop, and so does
+    a model in training mode: batch-statistics layers (BatchNorm in ``train()``) would
+    otherwise see a different batch than mmseg gives them.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(self.test_cfg, dict) and not isinstance(self.test_cfg, ConfigDict):
+            # mmseg reads test_cfg by attribute (test_cfg.stride), which a config file
+            # gives; a model built from a plain dict gets the same
+            self.test_cfg = ConfigDict(self.test_cfg)
+        self.slide_batch_size  # a bad setting fails when the model is built
+
+    def slide_inference(self, inputs: torch.Tensor,
+                        batch_img_metas: List[dict]) -> torch.Tensor:
+        chunk = self.slide_batch_size
+        if not chunk or self.training:
+            return super().slide_inference(inputs, batch_img_metas)
+        h_stride, w_stride = self.test_cfg.stride
+        h_crop, w_crop = self.test_cfg.crop_size
+        batch_size, _, h_img, w_img = inputs.size()
+        windows = slide_windows(h_img, w_img, h_crop, w_crop, h_stride, w_stride)
+        preds = inputs.new_zeros((batch_size, self.out_channels, h_img, w_img))
+        count_mat = inputs.new_zeros((batch_size, 1, h_img, w_img))
+        # whole windows per call: every image of the batch at a window goes together
+        per_call = max(1, chunk // batch_size)
+        for start in range(0, len(windows), per_call):
+            group = windows[start:start + per_call]
+            crops = torch.cat([inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in group])
+            # as mmseg does: the decode head resizes its logits to this size
+            batch_img_metas[0]['img_shape'] = crops.shape[2:]
+            logits = self.encode_decode(crops, batch_img_metas)
+            for i, (y1, y2, x1, x2) in enumerate(group):
+                # the same sums as mmseg's preds += F.pad(logit, ...): padding adds
+                # exact zeros outside the window
+                preds[:, :, y1:y2, x1:x2] += logits[i * batch_size:(i + 1) * batch_size]
+                count_mat[:, :, y1:y2, x1:x2] += 1
+        assert (count_mat == 0).sum() == 0
+        return preds / count_mat
+
+    @property
+    def slide_batch_size(self) -> Optional[int]:
+        size = self.test_cfg.get('slide_batch_size') if self.test_cfg else None
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 0):
+            raise ValueError('test_cfg.slide_batch_size must be None or an int >= 0, '
+                             f'got {size!r}')
+        return size
+
+
+def slide_windows(h_img: int, w_img: int, h_crop: int, w_crop: int, h_stride: int,
+                  w_stride: int) -> List[tuple]:
+    """``(y1, y2, x1, x2)`` of every window, in mmseg 1.2.2's order and placement: a
+    grid at the stride, the last row/column moved back inside the image, windows
+    clipped to the image when it is smaller than the crop."""
+    h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
+    w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+    windows = []
+    for h_idx in range(h_grids):
+        for w_idx in range(w_grids):
+            y2 = min(h_idx * h_stride + h_crop, h_img)
+            x2 = min(w_idx * w_stride + w_crop, w_img)
+            windows.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+    return windows
