@@ -8,18 +8,18 @@ together with the segmentation pieces defined here. Configs load it with
 from mmseg.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 
 from internvit_dense import (
-                             PRESETS,
-                             CheckpointMismatchError,
-                             EvalBeforeTrainHook,
-                             InternViT,
-                             InternViTDeepSpeedStrategy,
-                             InternViTFlexibleRunner,
-                             InternViTLayerDecayOptimizerConstructor,
-                             InternViTRunner,
-                             RecordSubsetHook,
-                             UnsafeCheckpointError,
-                             load_pretrained_into,
-                             resolve_preset,
+    PRESETS,
+    CheckpointMismatchError,
+    EvalBeforeTrainHook,
+    InternViT,
+    InternViTDeepSpeedStrategy,
+    InternViTFlexibleRunner,
+    InternViTLayerDecayOptimizerConstructor,
+    InternViTRunner,
+    RecordSubsetHook,
+    UnsafeCheckpointError,
+    load_pretrained_into,
+    resolve_preset,
 )
 from internvit_dense.registry import register_core
 from internvit_dense.version import __version__
