@@ -8,19 +8,19 @@ the types of mmengine's run checkpoints to torch's ``weights_only`` allow-list
 (:mod:`internvit_dense.safe_load`), and nothing else.
 """
 from .engine import (
-                     EvalBeforeTrainHook,
-                     InternViTDeepSpeedStrategy,
-                     InternViTFlexibleRunner,
-                     InternViTLayerDecayOptimizerConstructor,
-                     InternViTRunner,
-                     RecordSubsetHook,
+    EvalBeforeTrainHook,
+    InternViTDeepSpeedStrategy,
+    InternViTFlexibleRunner,
+    InternViTLayerDecayOptimizerConstructor,
+    InternViTRunner,
+    RecordSubsetHook,
 )
 from .models import (
-                     PRESETS,
-                     CheckpointMismatchError,
-                     InternViT,
-                     load_pretrained_into,
-                     resolve_preset,
+    PRESETS,
+    CheckpointMismatchError,
+    InternViT,
+    load_pretrained_into,
+    resolve_preset,
 )
 from .safe_load import UnsafeCheckpointError, allow_run_checkpoint_types
 from .version import __version__
