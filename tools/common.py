@@ -71,7 +71,8 @@ def load_run_config(args):
 def build_runner(cfg):
     """The runner the config names in ``runner_type`` (as mmseg's and mmdet's
     tools/train.py build it), from the registry of the config's library."""
-    from mmengine.registry import RUNNERS, DefaultScope
+    import importlib
+
     from mmengine.runner import Runner
     if 'runner_type' not in cfg:
         if cfg.get('strategy'):
@@ -79,5 +80,4 @@ def build_runner(cfg):
                              "would build the plain Runner and ignore it; set "
                              "runner_type = 'InternViTFlexibleRunner'")
         return Runner.from_cfg(cfg)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        return RUNNERS.build(cfg)
+    return importlib.import_module(f'{cfg.default_scope}.registry').RUNNERS.build(cfg)
