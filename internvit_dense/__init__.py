@@ -10,14 +10,14 @@ the types of mmengine's run checkpoints to torch's ``weights_only`` allow-list
 from .engine import (EvalBeforeTrainHook, InternViTDeepSpeedStrategy,
                      InternViTFlexibleRunner, InternViTLayerDecayOptimizerConstructor,
                      InternViTRunner, RecordSubsetHook)
-from .models import (PRESETS, CheckpointMismatchError, InternViT, load_pretrained_into,
-                     resolve_preset)
+from .models import (PRESETS, CheckpointMismatchError, InternViT, InternViTAdapter,
+                     load_pretrained_into, resolve_preset)
 from .safe_load import UnsafeCheckpointError, allow_run_checkpoint_types
 from .version import __version__
 
 allow_run_checkpoint_types()
 
-__all__ = ['__version__', 'InternViT', 'PRESETS', 'resolve_preset',
+__all__ = ['__version__', 'InternViT', 'InternViTAdapter', 'PRESETS', 'resolve_preset',
            'load_pretrained_into', 'CheckpointMismatchError', 'UnsafeCheckpointError',
            'EvalBeforeTrainHook', 'RecordSubsetHook',
            'InternViTLayerDecayOptimizerConstructor', 'InternViTDeepSpeedStrategy',

@@ -14,7 +14,7 @@ from .dist import CPUDistributedDataParallel
 from .engine import (EvalBeforeTrainHook, InternViTDeepSpeedStrategy,
                      InternViTFlexibleRunner, InternViTLayerDecayOptimizerConstructor,
                      InternViTRunner, RecordSubsetHook)
-from .models import InternViT
+from .models import InternViT, InternViTAdapter
 
 
 def _register_once(registry: Registry, cls) -> None:
@@ -29,7 +29,7 @@ def _register_once(registry: Registry, cls) -> None:
 def register_core(*, models: Registry, hooks: Registry, optim_wrapper_constructors:
                   Registry, runners: Registry) -> None:
     """Register the core classes in a task library's registries (idempotent)."""
-    for registry, classes in ((models, (InternViT, )),
+    for registry, classes in ((models, (InternViT, InternViTAdapter)),
                               (hooks, (EvalBeforeTrainHook, RecordSubsetHook)),
                               (optim_wrapper_constructors,
                                (InternViTLayerDecayOptimizerConstructor, )),

@@ -8,7 +8,7 @@ together with the segmentation pieces defined here. Configs load it with
 from mmseg.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 
 from internvit_dense import (PRESETS, CheckpointMismatchError, EvalBeforeTrainHook,
-                             InternViT, InternViTDeepSpeedStrategy,
+                             InternViT, InternViTAdapter, InternViTDeepSpeedStrategy,
                              InternViTFlexibleRunner,
                              InternViTLayerDecayOptimizerConstructor, InternViTRunner,
                              RecordSubsetHook, UnsafeCheckpointError,
@@ -21,7 +21,7 @@ from .models import BNLinearHead
 register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
               runners=RUNNERS)
 
-__all__ = ['__version__', 'InternViT', 'PRESETS', 'resolve_preset',
+__all__ = ['__version__', 'InternViT', 'InternViTAdapter', 'PRESETS', 'resolve_preset',
            'load_pretrained_into', 'CheckpointMismatchError', 'UnsafeCheckpointError',
            'BNLinearHead', 'ADE20KSubsetDataset', 'LoadCheckedAnnotations',
            'EvalBeforeTrainHook', 'RecordSubsetHook',
