@@ -1,7 +1,9 @@
 """InternViTAdapter (ViT-Adapter around InternViT): shapes, adapter tuning, checkpointing,
 the deformable sampling and the whole forward against deliberately naive references
-written here, pretrained loading."""
+written here, pretrained loading, every adapter config."""
+import glob
 import math
+import os.path as osp
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_optimizer_holds_trainable_params, load_tool
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from safetensors.torch import save_file
 
@@ -21,7 +25,12 @@ from internvit_dense.models.adapter import DeformableAttention, reference_points
 from internvit_reference import hf_state_dict_for, tiny_arch
 
 ROOT = Path(__file__).resolve().parents[1]
+SEG_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_adapter' / '*.py')) +
+                     glob.glob(str(ROOT / 'configs' / 'internvit_adapter' / 'deepspeed' /
+                                   '*.py')))
+DET_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_adapter_det' / '*.py')))
 GROUPS = [[0, 0], [1, 1], [2, 2], [3, 3]]
+NUM_CLASSES = 6  # of the tiny config models
 
 
 def tiny(**kw):
@@ -433,3 +442,174 @@ def test_pretrained_loading_is_strict_through_the_adapter(hf_weights):
                                init_cfg=dict(type='Pretrained', checkpoint=path))
     with pytest.raises(CheckpointMismatchError, match='missing keys'):
         adapter.init_weights()
+
+
+# ----------------------------------------------------------------------------- configs
+def tiny_adapter_cfg(cfg):
+    """Shrink an adapter config's model through the config system: width 32, 4 blocks,
+    narrow heads; the structure (adapter, decoder, losses) is the config's."""
+    m = cfg.model
+    b = m.backbone
+    b.update(embed_dims=32, num_heads=2, mlp_hidden_dims=64, num_layers=4,
+             interaction_indexes=GROUPS, deform_num_heads=2, conv_inplane=8,
+             init_cfg=None, img_size=64, norm_cfg=dict(type='BN', requires_grad=True))
+    if b.get('window_size'):
+        b.update(window_size=2, global_attn_indexes=[1, 3])
+    if b.get('freeze_vit'):
+        b.param_dtype = 'bfloat16'
+    head = m.get('decode_head')
+    if head is not None:  # a segmentor, with few classes: most of a CPU step is logits
+        head.update(in_channels=[32] * 4, num_classes=NUM_CLASSES)
+        if head.type == 'Mask2FormerHead':
+            head.update(feat_channels=32, out_channels=32, num_queries=8)
+            enc = head.pixel_decoder.encoder
+            enc.num_layers = 1
+            enc.layer_cfg.self_attn_cfg.update(embed_dims=32, num_heads=2)
+            enc.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
+            head.pixel_decoder.norm_cfg = dict(type='GN', num_groups=4)
+            head.pixel_decoder.positional_encoding.num_feats = 16
+            head.positional_encoding.num_feats = 16
+            dec = head.transformer_decoder
+            dec.num_layers = 3
+            for key in ('self_attn_cfg', 'cross_attn_cfg'):
+                dec.layer_cfg[key].update(embed_dims=32, num_heads=2)
+            dec.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
+            head.train_cfg.num_points = 64
+            head.loss_cls.class_weight = [1.0] * NUM_CLASSES + [0.1]
+        else:
+            head.channels = 16
+            head.norm_cfg = dict(type='BN', requires_grad=True)
+    if m.get('auxiliary_head'):
+        m.auxiliary_head.update(in_channels=32, channels=8, num_classes=NUM_CLASSES,
+                                norm_cfg=dict(type='BN', requires_grad=True))
+    if m.get('neck'):  # mmdet's FPN
+        m.neck.update(in_channels=[32] * 4, out_channels=16)
+        m.rpn_head.update(in_channels=16, feat_channels=16)
+        rh = m.roi_head
+        rh.bbox_roi_extractor.out_channels = 16
+        rh.mask_roi_extractor.out_channels = 16
+        rh.bbox_head.update(in_channels=16, fc_out_channels=32)
+        rh.mask_head.update(in_channels=16, conv_out_channels=16,
+                            norm_cfg=dict(type='BN', requires_grad=True))
+    return cfg
+
+
+def seg_batch(n=2, size=64, classes=NUM_CLASSES):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(n):
+        s = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        pad_shape=(size, size)))
+        label = torch.randint(0, 3, (1, size, size), generator=g)
+        label[:, :size // 2] = torch.randint(3, classes, (1, ), generator=g)
+        s.gt_sem_seg = PixelData(data=label)
+        samples.append(s)
+    inputs = [torch.randint(0, 255, (3, size, size), generator=g, dtype=torch.uint8)
+              for _ in range(n)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def det_batch(n=2, size=96):
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    samples = []
+    for i in range(n):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        pad_shape=(size, size), scale_factor=(1., 1.),
+                                        batch_input_shape=(size, size)))
+        boxes = torch.tensor([[4., 6., 50., 70.], [30., 20., 90., 60.]])
+        masks = torch.zeros(2, size, size, dtype=torch.uint8)
+        for k, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
+            masks[k, y0:y1, x0:x1] = 1
+        s.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([0, i + 1]),
+                                      masks=BitmapMasks(masks.numpy(), size, size))
+        samples.append(s)
+    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def plain_optim_wrapper(cfg):
+    cfg = cfg.copy()
+    if cfg.get('type') == 'AmpOptimWrapper':  # needs an accelerator; same groups
+        cfg['type'] = 'OptimWrapper'
+        cfg.pop('dtype', None)
+    return cfg
+
+
+@pytest.mark.parametrize('path', SEG_CONFIGS + DET_CONFIGS, ids=osp.basename)
+def test_every_adapter_config_builds_and_trains_one_step(path):
+    cfg = tiny_adapter_cfg(Config.fromfile(path))
+    scope = cfg.default_scope
+    init_default_scope(scope)
+    if scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmseg.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    assert isinstance(model.backbone, InternViTAdapter)
+    model.train()
+    wrapper = assert_optimizer_holds_trainable_params(model, plain_optim_wrapper(
+        cfg.optim_wrapper))
+    data = det_batch() if scope == 'mmdet' else seg_batch()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()
+              if p.requires_grad}
+    losses = model.train_step(data, wrapper)
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    changed = {n for n, p in model.named_parameters()
+               if n in before and not torch.equal(p, before[n])}
+    assert 'backbone.spm.fc4.weight' in changed and 'backbone.up.weight' in changed
+    frozen = cfg.model.backbone.get('freeze_vit', False)
+    assert frozen == (not any(n.startswith('backbone.vit.') for n in before))
+
+
+def test_adapter_config_set_and_published_recipe():
+    names = {osp.basename(p) for p in SEG_CONFIGS + DET_CONFIGS}
+    for name in ('upernet_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py',
+                 'upernet_internvit-6b-448px-adapter-frozen_8xb2-80k_ade20k-512x512.py',
+                 'upernet_internvit-300m-448px-adapter-frozen_8xb2-80k_ade20k-512x512.py',
+                 'mask2former_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py',
+                 'mask2former_internvit-300m-448px-adapter_8xb2-80k_ade20k-512x512.py'):
+        assert name in names, name
+    cfg = Config.fromfile(str(ROOT / 'configs/internvit_adapter/upernet_internvit-6b-224px'
+                                     '-adapter-frozen_8xb2-80k_ade20k-512x512.py'))
+    b = cfg.model.backbone
+    assert (b.type, b.arch, b.patch_size, b.freeze_vit) == ('InternViTAdapter',
+                                                           'internvit-6b-224px', 16, True)
+    assert b.interaction_indexes == [[0, 11], [12, 23], [24, 35], [36, 47]]
+    assert (b.conv_inplane, b.n_points, b.deform_num_heads, b.init_values) == (64, 4, 25,
+                                                                             0.0)
+    assert (b.cffn_ratio, b.deform_ratio, b.num_extra_extractors) == (0.25, 0.25, 2)
+    assert cfg.model.decode_head.channels == 1536
+    assert cfg.model.decode_head.in_channels == [3200] * 4
+    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(512, 512),
+                                      stride=(341, 341))
+    crop = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'RandomCrop']
+    assert crop[0].crop_size == (512, 512)
+    assert cfg.optim_wrapper.optimizer.lr == 4e-5
+    assert cfg.optim_wrapper.constructor == 'InternViTLayerDecayOptimizerConstructor'
+    assert cfg.optim_wrapper.paramwise_cfg == dict(layer_decay_rate=0.95)
+    warmup, poly = cfg.param_scheduler
+    assert (warmup.end, poly.end, cfg.train_cfg.max_iters) == (1500, 80000, 80000)
+    assert cfg.train_dataloader.batch_size * 8 == 16
+
+
+@pytest.mark.parametrize('stem,trainable,total', [
+    # the counts of the README's adapter table
+    ('upernet_internvit-6b-224px-adapter-frozen', 463_688_964, 6_369_516_164),
+    ('upernet_internvit-6b-224px-adapter', 6_369_516_164, 6_369_516_164),
+])
+def test_meta_device_counts_of_the_6b_adapter(stem, trainable, total):
+    model_info = load_tool('model_info')
+    path = str(ROOT / f'configs/internvit_adapter/{stem}_8xb2-80k_ade20k-512x512.py')
+    model, backbone, _ = model_info.build(model_info.parse_args([path]))
+    assert model_info.count_params(model) == (trainable, total)
+    vit = sum(p.numel() for p in backbone.vit.parameters())
+    # 48 blocks of width 3200 + the patch-16 kernel and the 32 x 32 position grid
+    assert vit == 5_905_827_200
+    adapter = sum(p.numel() for p in backbone.parameters()) - vit
+    assert adapter == 143_796_184
