@@ -613,3 +613,21 @@ def test_meta_device_counts_of_the_6b_adapter(stem, trainable, total):
     assert vit == 5_905_827_200
     adapter = sum(p.numel() for p in backbone.parameters()) - vit
     assert adapter == 143_796_184
+
+
+def test_benchmark_adapter_comparison(monkeypatch, capsys):
+    """tools/benchmark.py --adapter at a tiny size, its workers run in this process."""
+    benchmark = load_tool('benchmark')
+    monkeypatch.setattr(benchmark, 'run_worker', lambda kind, args, memory=False:
+                        benchmark.adapter_worker(args, kind))
+    res = benchmark.main(['--adapter', '--embed-dims', '32', '--depth', '4', '--heads',
+                          '2', '--mlp', '64', '--img-size', '64', '--batch', '2',
+                          '--repeats', '1', '--num-classes', '5'])
+    for mode in ('full', 'frozen'):
+        assert res[f'adapter_{mode}_time_ratio'] > 0
+        # in one process the peak-memory growth of a tiny step may be 0 (nan ratio):
+        # the tool measures memory in fresh processes
+        assert f'adapter_{mode}_memory_ratio' in res
+    assert res['adapter:adapter:frozen']['trainable'] < res['adapter:adapter:full'][
+        'trainable']
+    assert 'adapter, frozen ViT, with_cp' in capsys.readouterr().out

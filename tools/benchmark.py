@@ -14,6 +14,10 @@ Measured side by side in one run:
   * gradient checkpointing on vs off: the backbone's peak activation memory and time
     (forward + backward of the backbone alone).
 
+``--adapter`` measures instead an ``InternViTAdapter`` training step next to the plain
+backbone + mmseg's ``Feature2Pyramid`` (same ViT at patch 16, same input and head), with
+the ViT trainable and frozen: time and peak-memory ratios (``adapter_comparison``).
+
 Every memory figure comes from a fresh worker process: on CPU (Linux) the peak resident
 set (VmHWM, reset just before the steps) minus the resident set at that moment, with
 glibc's mmap threshold fixed so that freed tensors leave the resident set; on CUDA
@@ -55,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument('--num-classes', type=int, default=150)
     p.add_argument('--skip-mmseg', action='store_true')
     p.add_argument('--json', help='also write the figures to this file')
+    p.add_argument('--adapter', action='store_true',
+                   help='only the InternViTAdapter vs plain ViT + Feature2Pyramid '
+                   'comparison (see adapter_comparison)')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -181,6 +188,8 @@ def worker(spec: dict) -> dict:
     """One measurement in a fresh process, so that peak memory belongs to it alone."""
     args = argparse.Namespace(**spec['args'])
     kind = spec['kind']
+    if kind.startswith('adapter:'):
+        return adapter_worker(args, kind)
     dev, dt = args.device, getattr(torch, args.dtype)
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.img_size, args.img_size, device=dev)
@@ -261,6 +270,110 @@ def run_worker(kind: str, args, memory: bool = False) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# ----------------------------------------------------------------------------- adapter
+# InternViTAdapter against the plain backbone + mmseg's Feature2Pyramid: the same ViT
+# (patch 16, so both give strides 4-32 on the same grid), the same input, the same
+# light head on the four levels, one training step (forward, backward, AdamW), with the
+# ViT trainable and frozen. Frozen, the plain ViT runs without autograd; the adapter's
+# frozen ViT has no parameter gradients but keeps its blocks' activations, through which
+# the injectors' gradients pass (with_cp trades them for recomputation).
+ADAPTER_KINDS = ('adapter:plain:full', 'adapter:adapter:full', 'adapter:plain:frozen',
+                 'adapter:adapter:frozen', 'adapter:adapter:frozen:cp')
+
+
+def adapter_worker(args, kind: str) -> dict:
+    from mmseg.models.necks import Feature2Pyramid
+
+    from internvit_dense import InternViT, InternViTAdapter, resolve_preset
+    dev = args.device
+    _, which, mode, *cp_flag = kind.split(':')
+    frozen = mode == 'frozen'
+    kw = backbone_kwargs(args, patch_size=16, drop_path_rate=0.0, with_cp=bool(cp_flag))
+    kw.pop('out_indices')
+    if frozen and args.dtype != 'float32':
+        kw['param_dtype'] = args.dtype
+    depth = kw.get('num_layers') or resolve_preset(args.arch)['num_layers']
+    ends = [depth * (i + 1) // 4 - 1 for i in range(4)]
+    torch.manual_seed(0)
+    if which == 'adapter':
+        backbone = InternViTAdapter(freeze_vit=frozen, deform_ratio=0.25, **kw)
+        neck = torch.nn.Identity()
+    else:
+        backbone = InternViT(frozen=frozen, out_indices=ends, **kw)
+        neck = Feature2Pyramid(backbone.embed_dims, rescales=[4, 2, 1, 0.5],
+                               norm_cfg=dict(type='BN', requires_grad=True))
+    backbone.init_weights()
+    head = torch.nn.ModuleList(torch.nn.Conv2d(backbone.embed_dims, args.num_classes, 1)
+                               for _ in range(4))
+    model = torch.nn.ModuleList([backbone, neck, head]).to(dev).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    x = torch.randn(args.batch, 3, args.img_size, args.img_size, device=dev)
+    size = (math.ceil(args.img_size / 4), ) * 2
+    labels = torch.randint(0, args.num_classes, (args.batch, *size), device=dev)
+    use_amp = args.dtype != 'float32'
+
+    def step():
+        with torch.autocast(dev.split(':')[0], dtype=getattr(torch, args.dtype),
+                            enabled=use_amp):
+            feats = neck(backbone(x))
+            logits = sum(torch.nn.functional.interpolate(
+                conv(f), size=size, mode='bilinear') for conv, f in zip(head, feats))
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+
+    base = reset_peak(dev)
+    sec = timeit(step, dev, args.repeats, warmup=1)
+    return dict(seconds=sec, peak_bytes=max(peak_bytes(dev) - base, 0),
+                trainable=sum(p.numel() for p in params))
+
+
+def adapter_comparison(args) -> dict:
+    """Time and peak memory of an adapter training step next to the plain ViT +
+    Feature2Pyramid, trainable and frozen; prints a table and returns the figures."""
+    res = {}
+    for kind in ADAPTER_KINDS:
+        speed, mem = run_worker(kind, args), run_worker(kind, args, memory=True)
+        res[kind] = dict(speed, peak_bytes=mem['peak_bytes'])
+    rows = []
+    for mode in ('full', 'frozen'):
+        plain, ada = res[f'adapter:plain:{mode}'], res[f'adapter:adapter:{mode}']
+        t, m = ratio(ada['seconds'], plain['seconds']), ratio(ada['peak_bytes'],
+                                                              plain['peak_bytes'])
+        res[f'adapter_{mode}_time_ratio'], res[f'adapter_{mode}_memory_ratio'] = t, m
+        vit = 'trainable ViT' if mode == 'full' else 'frozen ViT'
+        rows.append((f'plain + Feature2Pyramid, {vit}', f"{plain['seconds'] * 1e3:.0f} ms",
+                     f"peak {gib(plain['peak_bytes'])}, {plain['trainable'] / 1e6:.1f}M "
+                     'trained'))
+        rows.append((f'adapter, {vit}', f"{ada['seconds'] * 1e3:.0f} ms",
+                     f"{t:.2f}x time, {m:.2f}x peak ({gib(ada['peak_bytes'])}), "
+                     f"{ada['trainable'] / 1e6:.1f}M trained"))
+    cp_run, frozen = res['adapter:adapter:frozen:cp'], res['adapter:adapter:frozen']
+    res['adapter_frozen_cp_memory_ratio'] = ratio(cp_run['peak_bytes'],
+                                                  res['adapter:plain:frozen']['peak_bytes'])
+    rows.append(('adapter, frozen ViT, with_cp', f"{cp_run['seconds'] * 1e3:.0f} ms",
+                 f"{ratio(cp_run['seconds'], res['adapter:plain:frozen']['seconds']):.2f}x "
+                 f"time, {res['adapter_frozen_cp_memory_ratio']:.2f}x peak "
+                 f"({gib(cp_run['peak_bytes'])}) of plain frozen; "
+                 f"{ratio(cp_run['peak_bytes'], frozen['peak_bytes']):.2f}x of no cp"))
+    print(f'adapter vs plain ViT + Feature2Pyramid: width {args.embed_dims}, depth '
+          f'{args.depth} (or the preset with --full-size), patch 16, '
+          f'{args.batch}x3x{args.img_size}x{args.img_size}, {args.dtype} on {args.device}, '
+          'one training step (AdamW)')
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"| {'train step':<{w[0]}} | {'time':<{w[1]}} | {'memory / comparison':<{w[2]}} |")
+    print(f"|{'-' * (w[0] + 2)}|{'-' * (w[1] + 2)}|{'-' * (w[2] + 2)}|")
+    for r in rows:
+        print('| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(r)) + ' |')
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(res, f, indent=1)
+    return res
+
+
 # ----------------------------------------------------------------------------- report
 def gib(n):
     return f'{n / 2**30:.2f} GiB'
@@ -271,6 +384,8 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return None
+    if args.adapter:
+        return adapter_comparison(args)
     from internvit_dense import InternViT
     with torch.device('meta'):
         meta = InternViT(**backbone_kwargs(args))
