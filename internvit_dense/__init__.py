@@ -19,6 +19,7 @@ from .models import (
     PRESETS,
     CheckpointMismatchError,
     InternViT,
+    InternViTAdapter,
     load_pretrained_into,
     resolve_preset,
 )
@@ -27,7 +28,7 @@ from .version import __version__
 
 allow_run_checkpoint_types()
 
-__all__ = ['__version__', 'InternViT', 'PRESETS', 'resolve_preset',
+__all__ = ['__version__', 'InternViT', 'InternViTAdapter', 'PRESETS', 'resolve_preset',
            'load_pretrained_into', 'CheckpointMismatchError', 'UnsafeCheckpointError',
            'EvalBeforeTrainHook', 'RecordSubsetHook',
            'InternViTLayerDecayOptimizerConstructor', 'InternViTDeepSpeedStrategy',

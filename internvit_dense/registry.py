@@ -20,7 +20,7 @@ from .engine import (
     InternViTRunner,
     RecordSubsetHook,
 )
-from .models import InternViT
+from .models import InternViT, InternViTAdapter
 
 
 def _register_once(registry: Registry, cls) -> None:
@@ -35,7 +35,7 @@ def _register_once(registry: Registry, cls) -> None:
 def register_core(*, models: Registry, hooks: Registry, optim_wrapper_constructors:
                   Registry, runners: Registry) -> None:
     """Register the core classes in a task library's registries (idempotent)."""
-    for registry, classes in ((models, (InternViT, )),
+    for registry, classes in ((models, (InternViT, InternViTAdapter)),
                               (hooks, (EvalBeforeTrainHook, RecordSubsetHook)),
                               (optim_wrapper_constructors,
                                (InternViTLayerDecayOptimizerConstructor, )),

@@ -9,7 +9,7 @@ annotations. It does not import mmsegmentation. mmdet configs load it with
 """
 from mmdet.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 
-from internvit_dense import InternViT
+from internvit_dense import InternViT, InternViTAdapter
 from internvit_dense.registry import register_core
 from internvit_dense.version import __version__
 
@@ -19,4 +19,5 @@ from .necks import SimpleFeaturePyramid
 register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
               runners=RUNNERS)
 
-__all__ = ['__version__', 'InternViT', 'SimpleFeaturePyramid', 'CheckedCocoDataset']
+__all__ = ['__version__', 'InternViT', 'InternViTAdapter', 'SimpleFeaturePyramid',
+           'CheckedCocoDataset']

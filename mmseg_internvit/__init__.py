@@ -12,6 +12,7 @@ from internvit_dense import (
     CheckpointMismatchError,
     EvalBeforeTrainHook,
     InternViT,
+    InternViTAdapter,
     InternViTDeepSpeedStrategy,
     InternViTFlexibleRunner,
     InternViTLayerDecayOptimizerConstructor,
@@ -30,7 +31,7 @@ from .models import BatchedSlideEncoderDecoder, BNLinearHead
 register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
               runners=RUNNERS)
 
-__all__ = ['__version__', 'InternViT', 'PRESETS', 'resolve_preset',
+__all__ = ['__version__', 'InternViT', 'InternViTAdapter', 'PRESETS', 'resolve_preset',
            'load_pretrained_into', 'CheckpointMismatchError', 'UnsafeCheckpointError',
            'BNLinearHead', 'BatchedSlideEncoderDecoder', 'ADE20KSubsetDataset',
            'LoadCheckedAnnotations',

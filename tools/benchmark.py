@@ -20,6 +20,10 @@ Measured side by side in one run:
     (``BatchedSlideEncoderDecoder``) vs mmseg's own ``slide_inference`` (one call per
     window), same model, same image, and the largest difference of their outputs.
 
+``--adapter`` measures instead an ``InternViTAdapter`` training step next to the plain
+backbone + mmseg's ``Feature2Pyramid`` (same ViT at patch 16, same input and head), with
+the ViT trainable and frozen: time and peak-memory ratios (``adapter_comparison``).
+
 How the figures are made (the same for every measurement):
   * the variants compared run in ONE worker process, interleaved: each repeat times
     every variant once, in rotated order, so that a slow moment of a shared machine
@@ -89,6 +93,9 @@ def parse_args(argv=None):
                    help='run tools/benchmark_real_size.py (full-size 300M and 6B on this '
                    'machine) with the remaining arguments')
     p.add_argument('--json', help='also write the figures to this file')
+    p.add_argument('--adapter', action='store_true',
+                   help='only the InternViTAdapter vs plain ViT + Feature2Pyramid '
+                   'comparison (see adapter_comparison)')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -421,7 +428,7 @@ def run_worker(name: str, args, **spec) -> dict:
     """Run ``WORKERS[name](args, spec)`` in a fresh process: its memory is its own."""
     spec_args = {k: v for k, v in vars(args).items() if k not in ('worker', 'json')}
     env = dict(os.environ)
-    if name == 'memory':
+    if name == 'memory' or spec.get('memory'):
         # A fixed mmap threshold makes glibc return every large tensor to the OS when
         # it is freed; with its default dynamic threshold, freed activations stay in
         # the heap and peak RSS measures the allocator's history rather than the live
@@ -433,6 +440,121 @@ def run_worker(name: str, args, **spec) -> dict:
     if proc.returncode:
         raise RuntimeError(f'benchmark worker {name} {spec} failed:\n{proc.stderr[-3000:]}')
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- adapter
+# InternViTAdapter against the plain backbone + mmseg's Feature2Pyramid: the same ViT
+# (patch 16, so both give strides 4-32 on the same grid), the same input, the same
+# light head on the four levels, one training step (forward, backward, AdamW), with the
+# ViT trainable and frozen. Frozen, the plain ViT runs without autograd; the adapter's
+# frozen ViT has no parameter gradients but keeps its blocks' activations, through which
+# the injectors' gradients pass (with_cp trades them for recomputation).
+ADAPTER_KINDS = ('adapter:plain:full', 'adapter:adapter:full', 'adapter:plain:frozen',
+                 'adapter:adapter:frozen', 'adapter:adapter:frozen:cp')
+
+
+def adapter_step(args, kind: str):
+    """``(step, trainable params)`` of one ``ADAPTER_KINDS`` training step."""
+    from mmseg.models.necks import Feature2Pyramid
+
+    from internvit_dense import InternViT, InternViTAdapter, resolve_preset
+    dev = args.device
+    _, which, mode, *cp_flag = kind.split(':')
+    frozen = mode == 'frozen'
+    kw = backbone_kwargs(args, patch_size=16, drop_path_rate=0.0, with_cp=bool(cp_flag))
+    kw.pop('out_indices')
+    if frozen and args.dtype != 'float32':
+        kw['param_dtype'] = args.dtype
+    depth = kw.get('num_layers') or resolve_preset(args.arch)['num_layers']
+    ends = [depth * (i + 1) // 4 - 1 for i in range(4)]
+    torch.manual_seed(0)
+    if which == 'adapter':
+        backbone = InternViTAdapter(freeze_vit=frozen, deform_ratio=0.25, **kw)
+        neck = torch.nn.Identity()
+    else:
+        backbone = InternViT(frozen=frozen, out_indices=ends, **kw)
+        neck = Feature2Pyramid(backbone.embed_dims, rescales=[4, 2, 1, 0.5],
+                               norm_cfg=dict(type='BN', requires_grad=True))
+    backbone.init_weights()
+    head = torch.nn.ModuleList(torch.nn.Conv2d(backbone.embed_dims, args.num_classes, 1)
+                               for _ in range(4))
+    model = torch.nn.ModuleList([backbone, neck, head]).to(dev).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    x = torch.randn(args.batch, 3, args.img_size, args.img_size, device=dev)
+    size = (math.ceil(args.img_size / 4), ) * 2
+    labels = torch.randint(0, args.num_classes, (args.batch, *size), device=dev)
+    use_amp = args.dtype != 'float32'
+
+    def step():
+        with torch.autocast(dev.split(':')[0], dtype=getattr(torch, args.dtype),
+                            enabled=use_amp):
+            feats = neck(backbone(x))
+            logits = sum(torch.nn.functional.interpolate(
+                conv(f), size=size, mode='bilinear') for conv, f in zip(head, feats))
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+
+    return step, sum(p.numel() for p in params)
+
+
+def adapter_worker(args, spec: dict) -> dict:
+    """Speed: every ``ADAPTER_KINDS`` step interleaved in this one process. Memory
+    (``spec['kind']``): the peak of two steps of one kind, alone in its process."""
+    if 'kind' in spec:
+        step, trainable = adapter_step(args, spec['kind'])
+        base = reset_peak(args.device)
+        step()
+        step()
+        return dict(peak_bytes=max(peak_bytes(args.device) - base, 0),
+                    trainable=trainable)
+    steps = {kind: adapter_step(args, kind)[0] for kind in ADAPTER_KINDS}
+    return dict(times=interleaved(steps, args.device, args.repeats))
+
+
+WORKERS['adapter'] = adapter_worker
+
+
+def adapter_comparison(args) -> dict:
+    """Time and peak memory of an adapter training step next to the plain ViT +
+    Feature2Pyramid, trainable and frozen; prints a table and returns the figures."""
+    times = run_worker('adapter', args)['times']
+    mem = {kind: run_worker('adapter', args, kind=kind, memory=True)
+           for kind in ADAPTER_KINDS}
+    res, rows = dict(times={k: summary(v) for k, v in times.items()}), []
+
+    def row(label, kind, ref):
+        t = paired_ratio(times[kind], times[ref])
+        m = mem[kind]['peak_bytes'] / max(mem[ref]['peak_bytes'], 1)
+        res[f'{kind}_vs_{ref}'] = dict(time_ratio=t, memory_ratio=m)
+        rows.append((label, fmt_times(times[kind]),
+                     f"{fmt_ratio(t)} time, {m:.2f}x peak ({gib(mem[kind]['peak_bytes'])}), "
+                     f"{mem[kind]['trainable'] / 1e6:.1f}M trained", ''))
+        return t, m
+
+    for mode, vit in (('full', 'trainable ViT'), ('frozen', 'frozen ViT')):
+        plain = f'adapter:plain:{mode}'
+        rows.append((f'plain + Feature2Pyramid, {vit}', fmt_times(times[plain]),
+                     f"peak {gib(mem[plain]['peak_bytes'])}, "
+                     f"{mem[plain]['trainable'] / 1e6:.1f}M trained", ''))
+        t, m = row(f'adapter, {vit}', f'adapter:adapter:{mode}', plain)
+        res[f'adapter_{mode}_time_ratio'], res[f'adapter_{mode}_memory_ratio'] = (
+            t['median'], m)
+    t, m = row('adapter, frozen ViT, with_cp (vs plain frozen)',
+               'adapter:adapter:frozen:cp', 'adapter:plain:frozen')
+    res['adapter_frozen_cp_memory_ratio'] = m
+    print(f'adapter vs plain ViT + Feature2Pyramid: width {args.embed_dims}, depth '
+          f'{args.depth} (or the preset with --full-size), patch 16, '
+          f'{args.batch}x3x{args.img_size}x{args.img_size}, {args.dtype} on {args.device}, '
+          'one training step (AdamW); times min / median over the interleaved repeats')
+    print_table(rows)
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(res, f, indent=1)
+    return res
 
 
 # ----------------------------------------------------------------------------- report
@@ -487,6 +609,8 @@ def main(argv=None):
         wargs = argparse.Namespace(**job['args'])
         print(json.dumps(WORKERS[job['name']](wargs, job['spec'])))
         return None
+    if args.adapter:
+        return adapter_comparison(args)
     from internvit_dense import InternViT
     with torch.device('meta'):
         meta = InternViT(**backbone_kwargs(args))

@@ -85,9 +85,10 @@ def main(argv=None):
             t, n = count_params(child)
             if n:
                 print(f'  {name:<16} trainable {human(t):>9} / total {human(n):>9}')
-    dtype_bytes = torch.finfo(next(backbone.parameters()).dtype).bits // 8
-    print(f'backbone weights: {count_params(backbone)[1] * dtype_bytes / 2**30:.2f} GiB '
-          f'in {str(next(backbone.parameters()).dtype)[6:]}')
+    # per parameter: an adapter holds a bf16 frozen ViT next to its fp32 layers
+    weight_bytes = sum(p.numel() * p.element_size() for p in backbone.parameters())
+    dtypes = ' + '.join(sorted({str(p.dtype)[6:] for p in backbone.parameters()}))
+    print(f'backbone weights: {weight_bytes / 2**30:.2f} GiB in {dtypes}')
 
     size = args.input_size or list(getattr(backbone, 'img_size', (224, 224)))
     if len(size) == 1:
@@ -96,9 +97,13 @@ def main(argv=None):
     with torch.no_grad():
         feats = backbone(x)
     print(f'features for input {tuple(x.shape)}:')
-    indices = getattr(backbone, 'out_indices', range(len(feats)))
-    for i, f in zip(indices, feats):
-        print(f'  block {i:>3}: {tuple(f.shape)}')
+    if hasattr(backbone, 'strides'):  # a pyramid (InternViTAdapter)
+        for s, f in zip(backbone.strides, feats):
+            print(f'  stride {s:>2}: {tuple(f.shape)}')
+    else:
+        indices = getattr(backbone, 'out_indices', range(len(feats)))
+        for i, f in zip(indices, feats):
+            print(f'  block {i:>3}: {tuple(f.shape)}')
     print(f'(built on the meta device in {time.perf_counter() - start:.2f} s)')
 
 

@@ -1,0 +1,27 @@
+# InternViT + ViT-Adapter + UPerHead + auxiliary FCNHead: the InternVL authors'
+# adapter-tuning model. The adapter builds the 4-level pyramid (strides 4 to 32) itself,
+# so there is no Feature2Pyramid neck; the heads are those of internvit_upernet.py.
+_base_ = './internvit_upernet.py'
+
+model = dict(
+    data_preprocessor=dict(size=(512, 512)),
+    backbone=dict(
+        _delete_=True,
+        type='InternViTAdapter',
+        arch='internvit-6b-224px',
+        patch_size=16,  # the released 14-px kernel is resized on load (and the grid)
+        img_size=512,
+        interaction_indexes=[[0, 11], [12, 23], [24, 35], [36, 47]],
+        conv_inplane=64,
+        n_points=4,
+        deform_num_heads=25,  # must divide the width 3200 (and 3200 x deform_ratio)
+        init_values=0.0,  # injector gamma: the pretrained ViT starts unchanged
+        cffn_ratio=0.25,
+        deform_ratio=0.25,
+        num_extra_extractors=2,
+        drop_path_rate=0.0,
+        with_cp=True,
+        norm_cfg={{_base_.norm_cfg}},
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-6B-224px')),
+    neck=None,
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
