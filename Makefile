@@ -2,12 +2,14 @@
 #   make demo   set up, then run the main job on the embedded default
 #   make test   set up, then run the test suite
 #   make demo-det  the detection demo (after, or including, the segmentation one)
+#   make demo-adapter  adapter tuning: ViT-Adapter + UperNet on the segmentation
+#                  demo's frozen backbone (after, or including, the segmentation demo)
 #   make lint   ruff (lint + import order) over the tree; .ci/run runs it before the tests
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo demo-det test lint
+.PHONY: setup demo demo-det demo-adapter test lint
 setup:
 	bash tools/setup_env.sh
 
@@ -16,6 +18,9 @@ demo: setup
 
 demo-det: setup
 	PY=$(PY) bash tools/run_demo.sh det
+
+demo-adapter: setup
+	PY=$(PY) bash tools/run_demo.sh adapter
 
 test: setup
 	$(PY) -m pytest tests

@@ -1,6 +1,6 @@
 """InternViTAdapter (ViT-Adapter around InternViT): shapes, adapter tuning, checkpointing,
 the deformable sampling and the whole forward against deliberately naive references
-written here, pretrained loading, every adapter config."""
+written here, pretrained loading, every adapter config, the demo config end to end."""
 import glob
 import math
 import os.path as osp
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_optimizer_holds_trainable_params, load_tool
+from conftest import assert_optimizer_holds_trainable_params, load_tool, train_user_config
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from safetensors.torch import save_file
@@ -29,6 +29,7 @@ SEG_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_adapter' / '*.p
                      glob.glob(str(ROOT / 'configs' / 'internvit_adapter' / 'deepspeed' /
                                    '*.py')))
 DET_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit_adapter_det' / '*.py')))
+DEMO_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'demo' / '*adapter*.py')))
 GROUPS = [[0, 0], [1, 1], [2, 2], [3, 3]]
 NUM_CLASSES = 6  # of the tiny config models
 
@@ -449,6 +450,8 @@ def tiny_adapter_cfg(cfg):
     """Shrink an adapter config's model through the config system: width 32, 4 blocks,
     narrow heads; the structure (adapter, decoder, losses) is the config's."""
     m = cfg.model
+    if m.data_preprocessor.get('size'):  # the configs pad every input to 512 x 512
+        m.data_preprocessor.size = (32, 32)
     b = m.backbone
     b.update(embed_dims=32, num_heads=2, mlp_hidden_dims=64, num_layers=4,
              interaction_indexes=GROUPS, deform_num_heads=2, conv_inplane=8,
@@ -494,7 +497,7 @@ def tiny_adapter_cfg(cfg):
     return cfg
 
 
-def seg_batch(n=2, size=64, classes=NUM_CLASSES):
+def seg_batch(n=2, size=32, classes=NUM_CLASSES):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     g = torch.Generator().manual_seed(0)
@@ -511,7 +514,7 @@ def seg_batch(n=2, size=64, classes=NUM_CLASSES):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def det_batch(n=2, size=96):
+def det_batch(n=2, size=64):
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
@@ -520,7 +523,7 @@ def det_batch(n=2, size=96):
         s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
                                         pad_shape=(size, size), scale_factor=(1., 1.),
                                         batch_input_shape=(size, size)))
-        boxes = torch.tensor([[4., 6., 50., 70.], [30., 20., 90., 60.]])
+        boxes = torch.tensor([[4., 6., 40., 50.], [20., 14., 60., 40.]])
         masks = torch.zeros(2, size, size, dtype=torch.uint8)
         for k, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
             masks[k, y0:y1, x0:x1] = 1
@@ -621,7 +624,7 @@ def test_benchmark_adapter_comparison(monkeypatch, capsys):
     monkeypatch.setattr(benchmark, 'run_worker', lambda name, args, **spec:
                         benchmark.WORKERS[name](args, spec))
     res = benchmark.main(['--adapter', '--embed-dims', '32', '--depth', '4', '--heads',
-                          '2', '--mlp', '64', '--img-size', '64', '--batch', '2',
+                          '2', '--mlp', '64', '--img-size', '32', '--batch', '2',
                           '--repeats', '1', '--num-classes', '5'])
     for mode in ('full', 'frozen'):
         assert res[f'adapter_{mode}_time_ratio'] > 0
@@ -630,3 +633,35 @@ def test_benchmark_adapter_comparison(monkeypatch, capsys):
         assert f'adapter_{mode}_memory_ratio' in res
     assert set(res['times']) == set(benchmark.ADAPTER_KINDS)
     assert 'adapter, frozen ViT, with_cp' in capsys.readouterr().out
+
+
+def test_demo_adapter_config_trains_end_to_end(demo_root, tmp_path):
+    """The adapter demo config, inherited by a user config, loads a patch-14 backbone
+    (as tools/run_demo.sh adapter extracts it from the segmentation demo) into its
+    frozen ViT, trains 2 iterations and validates through tools/train.py."""
+    assert len(DEMO_CONFIGS) == 1, DEMO_CONFIGS
+    vit = InternViT(arch='internvit-300m-448px', embed_dims=96, num_layers=6, num_heads=3,
+                    mlp_hidden_dims=384, img_size=196)
+    vit.init_weights()
+    weights = tmp_path / 'backbone.safetensors'
+    save_file(vit.state_dict(), str(weights))
+    _, ckpt, log = train_user_config(tmp_path, DEMO_CONFIGS[0], (
+        f"data_root = '{demo_root}'\n"
+        f"model = dict(backbone=dict(init_cfg=dict(checkpoint='{weights}')))\n"
+        "train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,\n"
+        "                        dataset=dict(data_root=data_root))\n"
+        "test_pipeline = [dict(type='LoadImageFromFile'),\n"
+        "                 dict(type='Resize', scale=(512, 128), keep_ratio=True),\n"
+        "                 dict(type='LoadCheckedAnnotations', num_classes=150,\n"
+        "                      reduce_zero_label=True), dict(type='PackSegInputs')]\n"
+        "val_dataloader = dict(num_workers=0, persistent_workers=False,\n"
+        "                      dataset=dict(data_root=data_root, indices=1,\n"
+        "                                   pipeline=test_pipeline))\n"
+        "test_dataloader = val_dataloader\n"))
+    assert 'mIoU before training' in log and 'Iter(train) [2/2]' in log
+    assert 'resized patch-embedding kernel from (14, 14) to (16, 16)' in log
+    state = torch.load(ckpt, weights_only=False)['state_dict']
+    assert any(k.startswith('backbone.interactions.3.extra_extractors.1.') for k in state)
+    # the frozen ViT did not move
+    torch.testing.assert_close(state['backbone.vit.blocks.2.mlp.fc1.weight'],
+                               vit.blocks[2].mlp.fc1.weight)

@@ -4,6 +4,9 @@
 #   bash tools/run_demo.sh det    detection: COCO layout, tiny InternViT Mask R-CNN that
 #                                 starts from the segmentation demo's backbone (trained
 #                                 first when work_dirs/demo_ade20k has no checkpoint)
+#   bash tools/run_demo.sh adapter  adapter tuning: the segmentation demo's backbone
+#                                 frozen, a ViT-Adapter + UperNet trained on the same
+#                                 photographs (the segmentation demo runs first if needed)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
@@ -12,6 +15,8 @@ SEG_CONFIG=configs/demo/upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py
 DET_CONFIG=configs/demo/mask-rcnn_internvit-tiny-frozen_1xb2-600it_demo-coco.py
 SEG_DIR=work_dirs/demo_ade20k
 DET_DIR=work_dirs/demo_coco
+ADAPTER_CONFIG=configs/demo/upernet_internvit-tiny-adapter-frozen_1xb4-300it_demo-ade20k-192x192.py
+ADAPTER_DIR=work_dirs/demo_adapter
 
 run_seg() {
     rm -rf "$SEG_DIR"
@@ -42,8 +47,24 @@ run_det() {
     echo "demo: loss / box AP curves in $DET_DIR/curves.png"
 }
 
+run_adapter() {
+    [ -f "$SEG_DIR/last_checkpoint" ] || run_seg
+    "$PY" tools/extract_backbone.py "$(cat "$SEG_DIR/last_checkpoint")" \
+        "$SEG_DIR/backbone.safetensors"
+    rm -rf "$ADAPTER_DIR"
+    "$PY" tools/train.py "$ADAPTER_CONFIG" --work-dir "$ADAPTER_DIR"
+    "$PY" tools/test.py "$ADAPTER_CONFIG" "$(cat "$ADAPTER_DIR/last_checkpoint")" \
+        --work-dir "$ADAPTER_DIR/test" --show-dir "$ADAPTER_DIR/overlays"
+    "$PY" tools/plot_curves.py "$ADAPTER_DIR"
+    echo
+    grep -h "mIoU before training" "$ADAPTER_DIR"/*/*.log | sed 's/.*INFO - /demo: /'
+    echo "demo: overlays (ground truth | prediction) in $ADAPTER_DIR/overlays/vis_data/vis_image/"
+    echo "demo: loss / mIoU curves in $ADAPTER_DIR/curves.png"
+}
+
 case "$TASK" in
     seg) run_seg ;;
     det) run_det ;;
-    *) echo "usage: $0 [seg|det]" >&2; exit 2 ;;
+    adapter) run_adapter ;;
+    *) echo "usage: $0 [seg|det|adapter]" >&2; exit 2 ;;
 esac

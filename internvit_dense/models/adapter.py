@@ -414,8 +414,9 @@ class InternViTAdapter(BaseModule):
     def forward_intermediates(self, x: torch.Tensor) -> Dict[str, tuple]:
         """``pyramid``: the 4 output maps; ``vit``: the ViT's NCHW map after each
         interaction group (stride ``patch_size``, on the padded input), i.e. what the
-        plain ``InternViT`` with ``out_indices`` = the group ends returns once the
-        injectors have changed nothing."""
+        plain ``InternViT`` with ``out_indices`` = the group ends returns for the padded
+        input while the injectors change nothing; ``padded_size``: (H, W) after
+        padding."""
         if x.dim() != 4:
             raise ValueError(f'InternViTAdapter expects (B, C, H, W) input, got '
                              f'{tuple(x.shape)}')
