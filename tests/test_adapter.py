@@ -589,8 +589,9 @@ def test_adapter_config_set_and_published_recipe():
     assert (b.cffn_ratio, b.deform_ratio, b.num_extra_extractors) == (0.25, 0.25, 2)
     assert cfg.model.decode_head.channels == 1536
     assert cfg.model.decode_head.in_channels == [3200] * 4
-    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(512, 512),
-                                      stride=(341, 341))
+    test_cfg = dict(cfg.model.test_cfg)
+    assert test_cfg.pop('slide_batch_size') > 1  # our batched slide inference
+    assert test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(341, 341))
     crop = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'RandomCrop']
     assert crop[0].crop_size == (512, 512)
     assert cfg.optim_wrapper.optimizer.lr == 4e-5
