@@ -584,6 +584,11 @@ def fmt_times(values: List[float]) -> str:
     return f"{s['min'] * 1e3:.0f} / {s['median'] * 1e3:.0f} ms"
 
 
+def fmt_rate(times: List[float], images: int) -> str:
+    s = summary([images / t for t in times])
+    return f"{s['min']:.2f} / {s['median']:.2f} img/s"
+
+
 def fmt_ratio(r: Dict[str, float], digits: int = 2) -> str:
     return f"{r['min']:.{digits}f}x / {r['median']:.{digits}f}x"
 
@@ -638,9 +643,7 @@ def main(argv=None):
     t = fwd['times']
     res['forward'] = fwd
     res['forward_flops'] = fwd['forward_flops']
-    sdpa = summary(t['sdpa'])
-    rows.append(('forward, SDPA attention',
-                 f"{args.batch / sdpa['min']:.2f} / {args.batch / sdpa['median']:.2f} img/s",
+    rows.append(('forward, SDPA attention', fmt_rate(t['sdpa'], args.batch),
                  fmt_times(t['sdpa']), ''))
     for impl, label, target in (('reference', 'plain reference attention', 1.4),
                                 ('flash', 'flash-attn', None),
@@ -648,9 +651,7 @@ def main(argv=None):
         if impl in t:
             r = paired_ratio(t[impl], t['sdpa'])
             res[f'speedup_vs_{impl}'] = r
-            s = summary(t[impl])
-            rows.append((f'forward, {label}',
-                         f"{args.batch / s['min']:.2f} / {args.batch / s['median']:.2f} img/s",
+            rows.append((f'forward, {label}', fmt_rate(t[impl], args.batch),
                          f'SDPA is {fmt_ratio(r)} faster', f'>= {target}x' if target else ''))
     lin, limit, achieved, frac, flag = fraction_of_limit(fwd)
     res.update(linears_flops_per_s=lin, achieved_flops_per_s=achieved,

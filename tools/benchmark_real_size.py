@@ -342,10 +342,9 @@ def measure_300m(args) -> Tuple[dict, list]:
     res, rows = {}, []
     fwd = benchmark.run_worker('forward', bargs, impls=['sdpa'])
     res['forward'] = fwd
-    t = min_median(fwd['times']['sdpa'])
     rows.append((f'300M forward, fp32, batch 1, {args.img_size} px',
-                 f"{1 / t['min']:.2f} / {1 / t['median']:.2f} img/s",
-                 f'{fmt_mm(t)} per image', ''))
+                 benchmark.fmt_rate(fwd['times']['sdpa'], 1),
+                 f"{fmt_mm(min_median(fwd['times']['sdpa']))} per image", ''))
     kinds = ['train:full:opt', 'train:full:opt:cp']
     speed = benchmark.run_worker('train', bargs, kinds=kinds)['times']
     for kind, label in zip(kinds, ('no checkpointing', 'checkpointing')):

@@ -130,14 +130,14 @@ def check_forward(opts, res, rows):
     peak = None if opts.cpu else bf16_peak(name)
     res.update(matmul_bf16_flops_per_s=mm, datasheet_bf16_peak=peak)
     for impl in impls:
-        s = benchmark.summary(t[impl])
-        rate = [fwd['forward_flops'] / x for x in (s['min'], s['median'])]
+        s = benchmark.summary([fwd['forward_flops'] / x for x in t[impl]])
+        rate = [s['min'], s['median']]  # FLOP/s of the slowest and the median run
         res[f'mfu_{impl}'] = dict(datasheet=[r / peak for r in rate] if peak else None,
                                   measured_matmul=[r / mm for r in rate])
         mfu = (f"MFU {100 * rate[0] / peak:.0f}% / {100 * rate[1] / peak:.0f}% of "
                f"{peak / 1e12:.0f} TFLOP/s; " if peak else '')
         rows.append((f'6B forward bf16, batch {args.batch}, {impl}',
-                     f"{args.batch / s['min']:.2f} / {args.batch / s['median']:.2f} img/s",
+                     benchmark.fmt_rate(t[impl], args.batch),
                      mfu + f"{100 * rate[0] / mm:.0f}% / {100 * rate[1] / mm:.0f}% of "
                      f"a bf16 matmul ({fmt_flops(mm)} here)"))
     for impl in impls[1:]:
