@@ -161,29 +161,29 @@ def forward_flops(backbone, img_size: int) -> float:
 
 class LinearsAlone:
     """The practical limit of a forward: its linears alone. One run is what the forward
-    does in its linears: ``qkv``, ``proj``, ``fc1`` + GELU and ``fc2`` of a block on
-    (batch, tokens, width) inputs, once per block, through ``internvit.linear`` (on the
-    CPU the fused oneDNN kernels) with the model's own weights: the same GEMM shapes,
-    kernels and memory traffic, without attention, norms and residuals."""
+    does in its linears: ``qkv``, ``proj``, ``fc1`` + GELU and ``fc2`` of every block, on
+    (batch, tokens, width) inputs, through ``internvit.linear`` (on the CPU the fused
+    oneDNN kernels) with each block's own weights: the same GEMM shapes, kernels and
+    weight traffic, without attention, norms and residuals."""
 
     def __init__(self, backbone, batch: int, tokens: int, device, dtype) -> None:
         from internvit_dense.models.internvit import linear
         self.linear = linear
-        blk = backbone.blocks[0]
-        self.layers = [(blk.attn.qkv, False, 'C'), (blk.attn.proj, False, 'C'),
-                       (blk.mlp.fc1, True, 'C'), (blk.mlp.fc2, False, 'H')]
-        C, H = backbone.embed_dims, blk.mlp.fc1.out_features
+        self.layers = [(layer, gelu, width) for blk in backbone.blocks
+                       for layer, gelu, width in ((blk.attn.qkv, False, 'C'),
+                                                  (blk.attn.proj, False, 'C'),
+                                                  (blk.mlp.fc1, True, 'C'),
+                                                  (blk.mlp.fc2, False, 'H'))]
+        C, H = backbone.embed_dims, backbone.blocks[0].mlp.fc1.out_features
         gen = torch.Generator(device=device).manual_seed(0)
         self.inputs = {w: torch.randn(batch, tokens, n, device=device, dtype=dtype,
                                       generator=gen) for w, n in (('C', C), ('H', H))}
-        self.num_layers = backbone.num_layers
-        self.flops = self.num_layers * 2 * batch * tokens * (4 * C * C + 2 * C * H)
+        self.flops = len(backbone.blocks) * 2 * batch * tokens * (4 * C * C + 2 * C * H)
 
     def __call__(self) -> None:
         with torch.no_grad():
-            for _ in range(self.num_layers):
-                for layer, gelu, width in self.layers:
-                    self.linear(self.inputs[width], layer, gelu=gelu)
+            for layer, gelu, width in self.layers:
+                self.linear(self.inputs[width], layer, gelu=gelu)
 
 
 # ----------------------------------------------------------------------------- timing

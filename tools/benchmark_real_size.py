@@ -1,8 +1,8 @@
 """Full-size InternViT models on this machine (CPU): speed, memory and loading.
 
-    python tools/benchmark_real_size.py                # both parts (~25 min on 2 cores)
+    python tools/benchmark_real_size.py                # both parts (15 min on 2 busy cores)
     python tools/benchmark.py --real-size              # the same
-    python tools/benchmark_real_size.py --skip-6b      # InternViT-300M only (~6 min)
+    python tools/benchmark_real_size.py --skip-6b      # InternViT-300M only (10 min)
 
 InternViT-300M-448px at 504 px, fp32, batch 1:
   * forward images/s (plain eval forward);

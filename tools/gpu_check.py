@@ -35,8 +35,10 @@ import os
 import os.path as osp
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -297,7 +299,16 @@ def check_slide(opts, res, rows):
 
 
 def check_train_smoke(opts, res, rows):
-    work = osp.join(opts.out, 'train_smoke')
+    # run outside --out: the device tool brings back a few files of $OUT, not a run's
+    # work dir; the log is copied there
+    work = tempfile.mkdtemp(prefix='gpu_check_train_')
+    try:
+        _train_smoke(opts, res, rows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _train_smoke(opts, res, rows, work):
     data = osp.join(work, 'demo_ade20k')
     run = subprocess.run([sys.executable, osp.join(TOOLS, 'prepare_demo_data.py'),
                           '--task', 'seg', '--out', data, '--min-images', '1'],
@@ -307,7 +318,7 @@ def check_train_smoke(opts, res, rows):
     root = osp.join(data, 'ADEChallengeData2016')
     iters = 4 if opts.cpu else 20
     cmd = [sys.executable, osp.join(TOOLS, 'train.py'), osp.join(REPO_ROOT, DEMO_CONFIG),
-           '--work-dir', work, '--cfg-options',
+           '--work-dir', osp.join(work, 'run'), '--cfg-options',
            'model.backbone.frozen=True', 'model.backbone.param_dtype=bfloat16',
            f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
            'default_hooks.logger.interval=1', f'default_hooks.checkpoint.interval={iters}',
