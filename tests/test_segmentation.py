@@ -28,22 +28,19 @@ TINY = 32
 
 
 def tiny_model_cfg(cfg):
-    """Shrink the backbone (and the widths that follow it) through the config system."""
+    """Shrink the backbone through the config system; the neck's and the heads' input
+    widths follow it (BatchedSlideEncoderDecoder derives them)."""
     b = cfg.model.backbone
-    layers = max(b.out_indices) + 1
+    out = b.get('out_indices', -1)
+    out = [] if out == 'stages' else [out] if isinstance(out, int) else out
+    layers = max([4] + [i + 1 for i in out])  # 'stages' and negatives fit in 4
     b.update(embed_dims=TINY, num_heads=2, mlp_hidden_dims=2 * TINY, num_layers=layers,
              init_cfg=None, param_dtype=None if not b.get('frozen') else 'bfloat16')
-    if 'neck' in cfg.model:
-        cfg.model.neck.embed_dim = TINY
     head = cfg.model.decode_head
-    if isinstance(head.in_channels, (list, tuple)):
-        head.in_channels = [TINY] * len(head.in_channels)
+    if 'channels' in head and head.type != 'BNLinearHead':
         head.channels = 16
-    else:
-        head.in_channels = TINY
-        head.pop('channels', None)
     if 'auxiliary_head' in cfg.model:
-        cfg.model.auxiliary_head.update(in_channels=TINY, channels=8)
+        cfg.model.auxiliary_head.channels = 8
     for part in ('neck', 'decode_head', 'auxiliary_head'):
         if part in cfg.model and 'norm_cfg' in cfg.model[part]:
             cfg.model[part].norm_cfg = dict(type='BN', requires_grad=True)
@@ -51,18 +48,44 @@ def tiny_model_cfg(cfg):
 
 
 # ----------------------------------------------------------------------------- configs
+# The InternVL 2.5 report's Table 15 (ADE20K / COCO-Stuff-164K mIoU): every cell must
+# have a config whose file name names it, and whose header states the number.
+TABLE_15 = {
+    '6b-224px': ('47.2 / 42.8', '54.9 / 48.9', '58.9 / 51.6'),
+    '6b-448px-v1-0': ('43.6 / 38.5', '55.4 / 49.4', '58.1 / 51.7'),
+    '6b-448px-v1-2': ('40.7 / 36.1', '55.2 / 48.8', '58.8 / 51.7'),
+    '6b-448px-v1-5': ('40.9 / 36.3', '55.0 / 49.1', '58.8 / 51.5'),
+    '6b-448px-v2-5': ('39.4 / 35.6', '55.4 / 49.7', '58.6 / 51.8'),
+}
+TABLE_15_STEMS = ('linear_internvit-{}-frozen', 'upernet_internvit-{}-frozen',
+                  'upernet_internvit-{}')
+
+
 def test_config_set_is_complete():
     names = {osp.basename(p) for p in SEG_CONFIGS}
-    for arch in ('6b-224px', '6b-448px', '300m-448px'):
-        for stem in ('linear_internvit-{}-frozen_8xb2-80k_ade20k-504x504',
-                     'upernet_internvit-{}-frozen_8xb2-80k_ade20k-504x504',
-                     'upernet_internvit-{}_8xb2-80k_ade20k-504x504',
-                     'linear_internvit-{}_8xb2-5k_ade20k-1of16-504x504',
+    for arch, cells in TABLE_15.items():
+        for stem, cell in zip(TABLE_15_STEMS, cells):
+            for dataset, published in zip(('ade20k', 'coco-stuff164k'), cell.split(' / ')):
+                name = f'{stem.format(arch)}_8xb2-80k_{dataset}-504x504.py'
+                assert name in names
+                header = Path(ROOT, 'configs/internvit', name).read_text()
+                assert f'Published: {published} mIoU' in header, name
+            if 'frozen' not in stem and arch != '6b-224px':  # ZeRO-2 for 6B full tuning
+                for dataset in ('ade20k', 'coco-stuff164k'):
+                    assert Path(ROOT, 'configs/internvit/deepspeed', f'{stem.format(arch)}'
+                                f'_8xb2-80k_{dataset}-504x504_zero2.py').is_file()
+    for arch in ('6b-224px', '6b-448px-v1-5', '300m-448px'):
+        for stem in ('linear_internvit-{}_8xb2-5k_ade20k-1of16-504x504',
                      'linear_internvit-{}_8xb2-10k_ade20k-1of8-504x504',
                      'linear_internvit-{}_8xb2-20k_ade20k-1of4-504x504',
                      'linear_internvit-{}_8xb2-40k_ade20k-1of2-504x504',
                      'linear_internvit-{}_8xb2-80k_ade20k-504x504'):
             assert stem.format(arch) + '.py' in names
+    for stem in TABLE_15_STEMS:  # InternViT-300M: no published number, said so
+        for dataset in ('ade20k', 'coco-stuff164k'):
+            text = Path(ROOT, 'configs/internvit',
+                        f'{stem.format("300m-448px")}_8xb2-80k_{dataset}-504x504.py')
+            assert 'No dense result has been published' in text.read_text()
 
 
 @pytest.mark.parametrize('path', SEG_CONFIGS, ids=osp.basename)
@@ -76,17 +99,64 @@ def test_every_config_builds_and_runs_tiny(path):
     model.train()
     logits = model(torch.randn(2, 3, 56, 56), mode='tensor')  # 2: BN of 1x1 pooling
     side = 56 // 14 * (4 if 'neck' in cfg.model else 1)  # UPerHead works at the 4x level
-    assert logits.shape == (2, 150, side, side)
+    assert logits.shape == (2, cfg.num_classes, side, side)
     assert_optimizer_holds_trainable_params(model, cfg.optim_wrapper)
+
+
+def test_release_leaves_change_only_the_weights():
+    """A release leaf is its 6B-224px recipe with another `vit`: same everything else."""
+    def flat(cfg):
+        d = cfg.to_dict()
+        d['model']['backbone'].pop('arch')
+        d['model']['backbone'].pop('init_cfg')
+        d.pop('vit', None)
+        return d
+    for stem in TABLE_15_STEMS:
+        for dataset in ('ade20k', 'coco-stuff164k'):
+            name = f'_8xb2-80k_{dataset}-504x504.py'
+            ref = Config.fromfile(str(ROOT / 'configs/internvit' /
+                                      (stem.format('6b-224px') + name)))
+            for release, arch, ckpt in (
+                    ('6b-448px-v2-5', '6b-448px', 'InternViT-6B-448px-V2-5'),
+                    ('300m-448px', '300m-448px', 'InternViT-300M-448px')):
+                leaf = Config.fromfile(str(ROOT / 'configs/internvit' /
+                                           (stem.format(release) + name)))
+                assert leaf.model.backbone.init_cfg.checkpoint == f'pretrained/{ckpt}'
+                assert leaf.model.backbone.arch == f'internvit-{arch}'
+                assert flat(leaf) == flat(ref)
+
+
+def test_derived_widths_and_stage_blocks():
+    """The heads' widths and UperNet's blocks follow the backbone of each release; a
+    stated width that contradicts it names the key."""
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    for arch, blocks, width in (('6b-224px', [11, 23, 35, 47], 3200),
+                                ('6b-448px-v2-5', [11, 22, 33, 44], 3200),
+                                ('300m-448px', [5, 11, 17, 23], 1024)):
+        cfg = Config.fromfile(str(ROOT / 'configs/internvit' /
+                                  f'upernet_internvit-{arch}_8xb2-80k_ade20k-504x504.py'))
+        with torch.device('meta'):
+            model = MODELS.build(cfg.model)
+        assert model.backbone.out_indices == blocks
+        assert model.neck.embed_dim == width if hasattr(model.neck, 'embed_dim') else True
+        assert model.decode_head.in_channels == [width] * 4
+        assert model.auxiliary_head.in_channels == width
+    cfg = Config.fromfile(str(ROOT / 'configs/internvit' /
+                              'upernet_internvit-300m-448px_8xb2-80k_ade20k-504x504.py'))
+    cfg.model.decode_head.in_channels = [3200] * 4
+    with pytest.raises(ValueError, match=r'model\.decode_head\.in_channels=\[3200.*'
+                                         r'internvit-300m-448px gives \[1024'):
+        MODELS.build(cfg.model)
 
 
 def test_published_recipe_settings():
     base = 'configs/internvit/{}_8xb2-80k_ade20k-504x504.py'
     probe = Config.fromfile(str(ROOT / base.format('linear_internvit-6b-224px-frozen')))
     full = Config.fromfile(str(ROOT / base.format('upernet_internvit-6b-224px')))
-    assert probe.model.backbone.out_indices == [44] and probe.model.backbone.frozen
+    assert probe.model.backbone.out_indices == [-4] and probe.model.backbone.frozen
     assert probe.optim_wrapper.optimizer.weight_decay == 0.0
-    assert full.model.backbone.out_indices == [11, 23, 35, 47]
+    assert full.model.backbone.out_indices == 'stages'
     assert full.model.backbone.drop_path_rate == 0.4 and full.model.backbone.with_cp
     assert full.optim_wrapper.type == 'AmpOptimWrapper'
     assert full.optim_wrapper.dtype == 'bfloat16'
@@ -99,13 +169,38 @@ def test_published_recipe_settings():
     warmup, poly = full.param_scheduler
     assert (warmup.end, warmup.start_factor, poly.power, poly.eta_min) == (1500, 1e-6,
                                                                           1.0, 0.0)
+    assert 'end' not in poly and full.train_cfg.max_iters == 80000  # ends at max_iters
     crop = [t for t in full.train_dataloader.dataset.pipeline if t.type == 'RandomCrop']
     assert crop[0].crop_size == (504, 504) and crop[0].cat_max_ratio == 0.75
     few = Config.fromfile(str(ROOT / 'configs/internvit/'
                                      'linear_internvit-6b-224px_8xb2-5k_ade20k-1of16-504x504.py'))
     assert few.train_dataloader.dataset.subset_fraction == 1 / 16
     assert few.train_cfg.max_iters == 5000 and few.param_scheduler[0].end == 100
-    assert few.param_scheduler[1].end == 5000 and few.model.backbone.out_indices == [47]
+    assert few.param_scheduler[1].begin == 100 and 'end' not in few.param_scheduler[1]
+    assert few.model.backbone.out_indices == [-1]
+
+
+def test_schedules_end_at_max_iters(tmp_path):
+    """The poly decay without `end` reaches 0 at train_cfg.max_iters (mmengine's
+    runner fills the end in), for the 80k and a few-shot schedule alike."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.runner import Runner
+    for name, iters in (('upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py', 80000),
+                        ('linear_internvit-6b-224px_8xb2-10k_ade20k-1of8-504x504.py',
+                         10000)):
+        cfg = Config.fromfile(str(ROOT / 'configs/internvit' / name))
+        model = torch.nn.Linear(2, 2)
+        runner = Runner(model=model, work_dir=str(tmp_path / str(iters)),
+                        train_dataloader=dict(dataset=[0], batch_size=1,
+                                              sampler=dict(type='DefaultSampler'),
+                                              collate_fn=dict(type='default_collate')),
+                        train_cfg=dict(by_epoch=False, max_iters=cfg.train_cfg.max_iters),
+                        optim_wrapper=dict(optimizer=dict(type='SGD', lr=1.0)))
+        runner.train_loop  # noqa: B018  (builds the loop the default end comes from)
+        runner.optim_wrapper = build_optim_wrapper(model, dict(optimizer=dict(
+            type='SGD', lr=1.0)))
+        schedulers = runner.build_param_scheduler(cfg.param_scheduler)
+        assert [s.end for s in schedulers] == [cfg.param_scheduler[0].end, iters]
 
 
 @pytest.mark.parametrize('stem,trainable,total', [
@@ -124,6 +219,28 @@ def test_meta_device_parameter_counts_match_published(stem, trainable, total):
         return f'{round(n / scale, 1)}{text[-1]}'
     assert published(n_train, trainable) == trainable
     assert published(n_total, total) == total
+
+
+@pytest.mark.parametrize('stem,classifiers', [
+    ('linear_internvit-6b-224px-frozen', (3200,)),           # BN + 1x1 conv
+    ('upernet_internvit-6b-224px-frozen', (1536, 256)),      # UPerHead + FCN aux
+    ('upernet_internvit-6b-224px', (1536, 256)),
+    ('upernet_internvit-6b-448px-v2-5', (1536, 256)),
+])
+def test_coco_stuff_6b_parameter_counts(stem, classifiers):
+    """The 6B COCO-Stuff configs on the meta device: the ADE20K model plus 21 more
+    classes in each classifier (a 1x1 conv: weight + bias per class), nothing else."""
+    model_info = load_tool('model_info')
+
+    def counts(dataset):
+        path = str(ROOT / f'configs/internvit/{stem}_8xb2-80k_{dataset}-504x504.py')
+        return model_info.count_params(model_info.build(model_info.parse_args([path]))[0])
+    (ade_train, ade_total), (stuff_train, stuff_total) = counts('ade20k'), \
+        counts('coco-stuff164k')
+    extra = sum((171 - 150) * (c + 1) for c in classifiers)
+    assert stuff_total - ade_total == extra
+    assert stuff_train - ade_train == extra
+    assert stuff_total > 5.9e9
 
 
 # ----------------------------------------------------------------------------- layer decay
@@ -513,3 +630,23 @@ def test_coco_stuff_trains_and_evaluates_end_to_end(stuff_root, tmp_path):
     assert re.search(r'mIoU: \d', log), log[-2000:]
     saved = torch.load(ckpt, weights_only=True)['meta']['dataset_meta']['classes']
     assert len(saved) == 171 and saved[0] == 'person'
+
+
+def test_head_for_another_dataset_names_the_config(tmp_path):
+    """The wrong-dataset mistake at the model level: a 150-class head on COCO-Stuff's
+    171 classes stops the runner before anything is built, naming the config file, the
+    key and the dataset."""
+    from internvit_dense.engine.runners import InternViTRunner, check_num_classes
+    path = (ROOT / 'configs/internvit' /
+            'upernet_internvit-6b-224px-frozen_8xb2-80k_coco-stuff164k-504x504.py')
+    good = Config.fromfile(str(path))
+    assert good.model.decode_head.num_classes == good.model.auxiliary_head.num_classes == 171
+    check_num_classes(good)
+    check_num_classes(Config.fromfile(str(ROOT / 'configs/internvit/'
+                                      'linear_internvit-6b-224px_8xb2-80k_ade20k-504x504.py')))
+    bad = Config.fromfile(str(path))
+    bad.model.auxiliary_head.num_classes = 150
+    bad.work_dir = str(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r'.*auxiliary_head'
+                       r'\.num_classes is 150.*COCOStuffDataset.*171 classes'):
+        InternViTRunner.from_cfg(bad)

@@ -12,6 +12,7 @@
 # testing, lr 1e-3 for the layers that start from scratch (as the segmentation demo).
 _base_ = ('../internvit_adapter/'
           'upernet_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py')
+from mmseg_internvit.datasets.pipelines import seg_pipelines  # noqa: E402
 
 data_root = 'data/demo_ade20k/ADEChallengeData2016'
 crop_size = (192, 192)
@@ -27,25 +28,12 @@ model = dict(
         with_cp=False,  # a small model: keep the activations, save the recomputation
         param_dtype=None,  # fp32 on CPU
         init_cfg=dict(checkpoint='work_dirs/demo_ade20k/backbone.safetensors')),
-    decode_head=dict(in_channels=[96] * 4, channels=64),
-    auxiliary_head=dict(in_channels=96, channels=32),
+    decode_head=dict(channels=64),  # input widths (96) follow the backbone
+    auxiliary_head=dict(channels=32),
     test_cfg=dict(_delete_=True, mode='whole'))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True),
-    dict(type='RandomResize', scale=(768, 192), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(1008, 252), keep_ratio=True),
-    dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+train_pipeline, test_pipeline, tta_pipeline = seg_pipelines(
+    crop_size, 150, reduce_zero_label=True, train_side=192, test_side=252)
 train_dataloader = dict(
     batch_size=4, num_workers=1,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
@@ -54,11 +42,8 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=50,
-         end=max_iters),
-]
+param_scheduler = [dict(_base_.warmup, start_factor=1e-3, end=50),
+                   dict(_base_.poly, begin=50)]
 train_cfg = dict(max_iters=max_iters, val_interval=75)  # five points on the mIoU curve
 default_hooks = dict(
     logger=dict(interval=20),

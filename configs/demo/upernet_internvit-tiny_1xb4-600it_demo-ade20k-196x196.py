@@ -5,6 +5,7 @@
 # the overrides below gives back the real experiment. Most of a CPU step is the
 # 150-class logits at crop resolution, hence the 196 px training crop.
 _base_ = '../internvit/upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'
+from mmseg_internvit.datasets.pipelines import seg_pipelines  # noqa: E402
 
 data_root = 'data/demo_ade20k/ADEChallengeData2016'
 crop_size = (196, 196)
@@ -16,37 +17,15 @@ model = dict(
         embed_dims=96, num_layers=6, num_heads=3, mlp_hidden_dims=384,
         img_size=196, out_indices=[1, 3, 4, 5], drop_path_rate=0.1, with_cp=False,
         init_cfg=None),
-    neck=dict(embed_dim=96),
-    decode_head=dict(in_channels=[96] * 4, channels=64),
-    auxiliary_head=dict(in_channels=96, channels=32),
+    # the neck's and heads' input widths (96) follow the backbone
+    decode_head=dict(channels=64),
+    auxiliary_head=dict(channels=32),
     test_cfg=dict(mode='whole'))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True),
-    dict(type='RandomResize', scale=(784, 196), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(1008, 252), keep_ratio=True),
-    dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
-tta_pipeline = [  # tools/test.py --tta: the base's 6 scales x 2 flips, at demo size
-    dict(type='LoadImageFromFile'),
-    dict(type='TestTimeAug', transforms=[
-        [dict(type='Resize', scale=(int(1008 * r), int(252 * r)), keep_ratio=True)
-         for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)],
-        [dict(type='RandomFlip', prob=0., direction='horizontal'),
-         dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadCheckedAnnotations', num_classes=150, reduce_zero_label=True)],
-        [dict(type='PackSegInputs')],
-    ]),
-]
+# the base's pipelines and test-time augmentation at demo size: random resize around a
+# short side of 196, tests at 252
+train_pipeline, test_pipeline, tta_pipeline = seg_pipelines(
+    crop_size, 150, reduce_zero_label=True, train_side=196, test_side=252)
 train_dataloader = dict(
     batch_size=4, num_workers=1,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
@@ -60,11 +39,8 @@ optim_wrapper = dict(type='OptimWrapper', _delete_=True,
                                     weight_decay=0.05),
                      constructor='InternViTLayerDecayOptimizerConstructor',
                      paramwise_cfg=dict(layer_decay_rate=0.95))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=50,
-         end=max_iters),
-]
+param_scheduler = [dict(_base_.warmup, start_factor=1e-3, end=50),
+                   dict(_base_.poly, begin=50)]
 train_cfg = dict(max_iters=max_iters, val_interval=150)  # five points on the mIoU curve
 default_hooks = dict(
     logger=dict(interval=20),

@@ -1,9 +1,5 @@
-# The recipe of linear_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504
-# with internvit-300m-448px (24 blocks, width 1024); no published number.
-_base_ = './linear_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504.py'
-model = dict(
-    backbone=dict(
-        arch='internvit-300m-448px',
-        out_indices=[20],
-        init_cfg=dict(checkpoint='pretrained/InternViT-300M-448px')),
-    decode_head=dict(in_channels=1024))
+# Linear probing on ADE20K with InternViT-300M-448px: the 6B-224px recipe, other weights.
+# No dense result has been published for InternViT-300M.
+_base_ = ['./linear_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504.py',
+          '../_base_/backbones/internvit-300m-448px.py']
+model = dict(backbone=_base_.vit)

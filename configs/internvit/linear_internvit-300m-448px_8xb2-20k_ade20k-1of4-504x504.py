@@ -1,9 +1,5 @@
-# The recipe of linear_internvit-6b-224px_8xb2-20k_ade20k-1of4-504x504
-# with internvit-300m-448px (24 blocks, width 1024); no published number.
-_base_ = './linear_internvit-6b-224px_8xb2-20k_ade20k-1of4-504x504.py'
-model = dict(
-    backbone=dict(
-        arch='internvit-300m-448px',
-        out_indices=[23],
-        init_cfg=dict(checkpoint='pretrained/InternViT-300M-448px')),
-    decode_head=dict(in_channels=1024))
+# Few-shot family (1/4 of the images) with InternViT-300M-448px: the 6B-224px recipe, other
+# weights. No published number.
+_base_ = ['./linear_internvit-6b-224px_8xb2-20k_ade20k-1of4-504x504.py',
+          '../_base_/backbones/internvit-300m-448px.py']
+model = dict(backbone=_base_.vit)

@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/models/internvit_linear.py', '../_base_/datasets/ade20k_504x504.py',
     'mmseg::_base_/default_runtime.py', '../_base_/schedules/internvit_adamw_80k.py'
 ]
-model = dict(backbone=dict(out_indices=[47], drop_path_rate=0.4))
+model = dict(backbone=dict(drop_path_rate=0.4))
 train_dataloader = dict(
     dataset=dict(type='ADE20KSubsetDataset', subset_fraction=1.0, subset_seed=0))
 custom_hooks = [dict(type='RecordSubsetHook')]

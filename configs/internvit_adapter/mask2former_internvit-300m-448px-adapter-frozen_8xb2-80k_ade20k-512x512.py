@@ -1,11 +1,5 @@
-# The recipe of mask2former_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512
-# with internvit-300m-448px (24 blocks, width 1024, 16 deformable heads); no published
-# number.
-_base_ = './mask2former_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py'
-model = dict(
-    backbone=dict(
-        arch='internvit-300m-448px',
-        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
-        deform_num_heads=16,
-        init_cfg=dict(checkpoint='pretrained/InternViT-300M-448px')),
-    decode_head=dict(in_channels=[1024] * 4))
+# Adapter tuning with Mask2Former and InternViT-300M-448px: the 6B-224px recipe, other
+# weights. No dense result has been published for InternViT-300M.
+_base_ = ['./mask2former_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py',
+          '../_base_/backbones/internvit-300m-448px.py']
+model = dict(backbone=_base_.vit)

@@ -6,16 +6,8 @@
 _base_ = [
     '../_base_/models/internvit_adapter_mask2former.py',
     '../_base_/datasets/ade20k_512x512.py', 'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/internvit_adamw_80k.py'
+    '../_base_/schedules/internvit_adamw_80k.py', '../_base_/backbones/internvit-300m-448px.py'
 ]
-model = dict(
-    backbone=dict(
-        arch='internvit-300m-448px',
-        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
-        deform_num_heads=16,
-        drop_path_rate=0.3,
-        extractor_drop_path=0.3,
-        init_cfg=dict(checkpoint='pretrained/InternViT-300M-448px')),
-    decode_head=dict(in_channels=[1024] * 4))
+model = dict(backbone=dict(_base_.vit, drop_path_rate=0.3, extractor_drop_path=0.3))
 optim_wrapper = dict(dtype='float16', optimizer=dict(lr=2e-5),
                      paramwise_cfg=dict(layer_decay_rate=0.9))

@@ -1,12 +1,6 @@
-# The recipe of upernet_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512
-# with internvit-300m-448px (24 blocks, width 1024, 16 deformable heads, as ViT-Adapter-L);
-# no published number.
-_base_ = './upernet_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py'
-model = dict(
-    backbone=dict(
-        arch='internvit-300m-448px',
-        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
-        deform_num_heads=16,
-        init_cfg=dict(checkpoint='pretrained/InternViT-300M-448px')),
-    decode_head=dict(in_channels=[1024] * 4, channels=1024),
-    auxiliary_head=dict(in_channels=1024))
+# Adapter tuning with InternViT-300M-448px: the 6B-224px recipe with UperNet at 1024
+# channels (ViT-Adapter-L's); 16 deformable heads, the ViT's own, by default.
+# No dense result has been published for InternViT-300M.
+_base_ = ['./upernet_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py',
+          '../_base_/backbones/internvit-300m-448px.py']
+model = dict(backbone=_base_.vit, decode_head=dict(channels=1024))

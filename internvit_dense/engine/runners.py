@@ -15,7 +15,10 @@ through ``FlexibleRunner``; ``InternViTRunner`` builds it for a config with a
 - load ``load_from`` / ``--resume`` / test checkpoints strictly: missing, unexpected or
   mis-shaped keys are an error listing them, never a warning in the log;
 - set up CPU-only distributed runs (gloo, CPU DDP, SyncBN -> BN;
-  :mod:`internvit_dense.dist`); with CUDA this changes nothing.
+  :mod:`internvit_dense.dist`); with CUDA this changes nothing;
+- refuse a segmentation config whose heads predict another number of classes than
+  its datasets have (:func:`check_num_classes`): a 150-class head on 171-class
+  COCO-Stuff labels would otherwise train on wrong targets or fail deep in the loss.
 
 ``InternViTFlexibleRunner`` also hands a plain ``load_from`` to the strategy, which loads
 it before DeepSpeed wraps the model (open-mmlab/mmengine#1499), checks DeepSpeed
@@ -27,6 +30,7 @@ import copy
 import os.path as osp
 
 from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.registry import DATASETS
 from mmengine.runner import FlexibleRunner, Runner
 
 from ..dist import adapt_cfg_for_cpu
@@ -35,6 +39,52 @@ from .strict_load import load_plain_checkpoint
 
 FLEXIBLE = 'InternViTFlexibleRunner'
 PLAIN = 'InternViTRunner'
+
+
+def _dataset_classes(ds_cfg, scope: str):
+    """(class names, dataset type) a dataset config will have, or None if unknown."""
+    while isinstance(ds_cfg, dict) and 'dataset' in ds_cfg:  # wrappers (Repeat, ...)
+        ds_cfg = ds_cfg['dataset']
+    if not isinstance(ds_cfg, dict):
+        return None
+    kind = ds_cfg.get('type')
+    classes = (ds_cfg.get('metainfo') or {}).get('classes')
+    if classes is None:
+        cls = kind if isinstance(kind, type) else DATASETS.get(
+            kind if '.' in str(kind) else f'{scope}.{kind}')
+        classes = getattr(cls, 'METAINFO', {}).get('classes')
+    name = getattr(kind, '__name__', kind)
+    return (list(classes), name) if classes is not None else None
+
+
+def check_num_classes(cfg) -> None:
+    """Raise if a segmentor's heads predict another number of classes than the
+    datasets of its dataloaders have, naming the config file, the key, the dataset and
+    its data root. Configs without such heads (detectors) pass unchecked."""
+    model = cfg.get('model') or {}
+    scope = cfg.get('default_scope') or 'mmengine'
+    heads = []
+    for key in ('decode_head', 'auxiliary_head'):
+        for head in (model.get(key) if isinstance(model.get(key), (list, tuple))
+                     else [model.get(key)]):
+            if isinstance(head, dict) and 'num_classes' in head:
+                heads.append((f'model.{key}.num_classes', head['num_classes']))
+    if not heads:
+        return
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        ds_cfg = (cfg.get(loader) or {}).get('dataset')
+        found = _dataset_classes(ds_cfg, scope) if ds_cfg else None
+        if found is None:
+            continue
+        classes, kind = found
+        for key, n in heads:
+            if n != len(classes):
+                raise ValueError(
+                    f'{cfg.filename or "config"}: {key} is {n} but {loader} reads '
+                    f'{kind} (data_root {ds_cfg.get("data_root")!r}), which has '
+                    f'{len(classes)} classes ({", ".join(map(str, classes[:3]))}, ...). '
+                    'Set num_classes of every head to the dataset\'s (the COCO-Stuff '
+                    'configs write num_classes=_base_.num_classes).')
 
 
 class InternViTRunner(Runner):
@@ -51,6 +101,7 @@ class InternViTRunner(Runner):
         DeepSpeed leaf only adds its strategy base."""
         if cfg.get('strategy'):
             return InternViTFlexibleRunner.from_cfg(cfg)
+        check_num_classes(cfg)
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
         runner = super().from_cfg(cfg)
@@ -92,6 +143,7 @@ class InternViTFlexibleRunner(FlexibleRunner):
         if not cfg.get('strategy'):
             raise ValueError(f'runner_type={FLEXIBLE!r} needs a `strategy` in the config '
                              '(inherit one of configs/_base_/deepspeed/*.py)')
+        check_num_classes(cfg)
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
         load_from = cfg.get('load_from')

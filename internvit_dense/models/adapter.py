@@ -35,7 +35,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from .internvit import InternViT
+from .internvit import InternViT, stage_ends
 
 # The spatial prior module halves the image 5 times; inputs are padded to a multiple
 # of this (and of the patch size) so that every level tiles the same padded image.
@@ -254,7 +254,9 @@ class InternViTAdapter(BaseModule):
             groups of ViT blocks (inclusive) that together cover every block in order,
             e.g. ``[[0, 11], [12, 23], [24, 35], [36, 47]]`` for 48 blocks. An injector
             runs before each group and an extractor after it; the ViT map after group
-            k is added to pyramid level k. Default: four near-equal groups.
+            k is added to pyramid level k. Default: the groups that end at
+            :func:`~internvit_dense.models.internvit.stage_ends` (48 blocks: the
+            example; 45: ``[[0, 11], [12, 22], [23, 33], [34, 44]]``).
         freeze_vit (bool): adapter tuning. The InternViT is built with
             ``frozen=True`` (no trainable parameters, always in eval mode, weights may
             be bf16 via ``param_dtype``); the adapter and the heads train.
@@ -515,9 +517,9 @@ def _init_adapter_layer(m: nn.Module) -> None:
 
 def _check_groups(groups, num_layers: int) -> List[Tuple[int, int]]:
     """Four contiguous ``[start, end]`` groups covering blocks 0 .. num_layers - 1."""
-    if groups is None:
-        bounds = [num_layers * i // 4 for i in range(5)]
-        groups = [[bounds[i], bounds[i + 1] - 1] for i in range(4)]
+    if groups is None:  # the groups that end at the UperNet configs' stage blocks
+        ends = stage_ends(num_layers)
+        groups = [[start, end] for start, end in zip([0] + [e + 1 for e in ends], ends)]
     ok = (isinstance(groups, (list, tuple)) and len(groups) == 4 and all(
         isinstance(g, (list, tuple)) and len(g) == 2 and all(
             isinstance(i, int) and not isinstance(i, bool) for i in g) for g in groups))

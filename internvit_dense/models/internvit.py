@@ -238,7 +238,10 @@ class InternViT(BaseModule):
             preset's pretraining size.
         out_indices (int | Sequence[int]): blocks whose outputs are returned, as NCHW
             maps at stride ``patch_size``; negative indices count from the end.
-            Defaults to the last block.
+            ``'stages'``: the four blocks one ``num_layers // 4`` apart that end at
+            the last (:func:`stage_ends`: 11/23/35/47 for 48 blocks, 11/22/33/44 for
+            45, 5/11/17/23 for 24), the InternVL authors' UperNet inputs, so one
+            config serves every release. Defaults to the last block.
         drop_path_rate (float): stochastic depth rate, linearly increasing to this
             value over the blocks.
         attn_impl (str): ``'sdpa'`` (``F.scaled_dot_product_attention``),
@@ -495,14 +498,28 @@ def _validate_arch(cfg: dict) -> dict:
     return cfg
 
 
+def stage_ends(num_layers: int) -> List[int]:
+    """The four blocks whose outputs feed a 4-level decoder: one every
+    ``num_layers // 4`` blocks, ending at the last. These are the indices of the
+    InternVL authors' dense configs for all three depths (48 -> 11/23/35/47,
+    45 -> 11/22/33/44, 24 -> 5/11/17/23)."""
+    if num_layers < 4:
+        raise ValueError(f"'stages' needs at least 4 blocks, the model has {num_layers}")
+    step = num_layers // 4
+    return [num_layers - 1 - k * step for k in (3, 2, 1, 0)]
+
+
 def _normalize_out_indices(indices, num_layers: int, name: str = 'out_indices',
                            allow_empty: bool = False, ordered: bool = True) -> List[int]:
     """Validate block indices (negatives count from the end) and make them >= 0."""
+    if indices == 'stages':
+        return stage_ends(num_layers)
     if isinstance(indices, int) and not isinstance(indices, bool):
         indices = [indices]
     if not isinstance(indices, (list, tuple)) or not all(
             isinstance(i, int) and not isinstance(i, bool) for i in indices):
-        raise TypeError(f'{name} must be an int or a sequence of ints, got {indices!r}')
+        raise TypeError(f"{name} must be an int, a sequence of ints or 'stages', "
+                        f'got {indices!r}')
     if not indices and not allow_empty:
         raise ValueError(f'{name} must not be empty')
     normalized = []

@@ -1,45 +1,14 @@
 # ADE20K at crop 504 (36 x 36 patches of 14 px), the published InternViT recipe.
-# Inherits mmseg's own ADE20K settings and changes only the sizes and the label loader.
+# mmseg's own ADE20K settings; only the sizes and the checked label loader change.
+# Test-time augmentation (tools/test.py --tta): mmseg's SegTTAModel over 6 scales
+# (0.5-1.75 of the test size) x 2 flips.
 _base_ = 'mmseg::_base_/datasets/ade20k.py'
+from mmseg_internvit.datasets.pipelines import seg_pipelines  # noqa: E402
 
 crop_size = (504, 504)
 num_classes = 150
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    # mmseg's LoadAnnotations plus errors naming the file (unreadable map,
-    # label values outside the 150 classes)
-    dict(type='LoadCheckedAnnotations', num_classes=num_classes,
-         reduce_zero_label=True),
-    dict(type='RandomResize', scale=(2016, 504), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2016, 504), keep_ratio=True),  # short side 504
-    dict(type='LoadCheckedAnnotations', num_classes=num_classes,
-         reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
-# Test-time augmentation (tools/test.py --tta): mmseg's SegTTAModel averages the class
-# probabilities of 6 scales x 2 flips, mmseg's convention (0.5-1.75), here as multiples
-# of the single-scale test size (short side 504).
-img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='TestTimeAug', transforms=[
-        [dict(type='Resize', scale=(int(2016 * r), int(504 * r)), keep_ratio=True)
-         for r in img_ratios],
-        [dict(type='RandomFlip', prob=0., direction='horizontal'),
-         dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadCheckedAnnotations', num_classes=num_classes,
-              reduce_zero_label=True)],
-        [dict(type='PackSegInputs')],
-    ]),
-]
+train_pipeline, test_pipeline, tta_pipeline = seg_pipelines(
+    crop_size, num_classes, reduce_zero_label=True)
 train_dataloader = dict(batch_size=2, num_workers=4,
                         dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=1, num_workers=4, dataset=dict(pipeline=test_pipeline))

@@ -10,7 +10,6 @@ model = dict(
     decode_head=dict(
         _delete_=True,
         type='Mask2FormerHead',
-        in_channels=[3200] * 4,
         strides=[4, 8, 16, 32],
         feat_channels=m2f_channels,
         out_channels=m2f_channels,

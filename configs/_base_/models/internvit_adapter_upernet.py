@@ -11,10 +11,10 @@ model = dict(
         arch='internvit-6b-224px',
         patch_size=16,  # the released 14-px kernel is resized on load (and the grid)
         img_size=512,
-        interaction_indexes=[[0, 11], [12, 23], [24, 35], [36, 47]],
+        # interaction_indexes: groups of ViT blocks ending at stage_ends, by default
+        # ([[0, 11], [12, 23], [24, 35], [36, 47]] for 48 blocks)
         conv_inplane=64,
         n_points=4,
-        deform_num_heads=25,  # must divide the width 3200 (and 3200 x deform_ratio)
         init_values=0.0,  # injector gamma: the pretrained ViT starts unchanged
         cffn_ratio=0.25,
         deform_ratio=0.25,

@@ -21,13 +21,15 @@ model = dict(
         type='InternViT',
         arch='internvit-6b-224px',
         img_size=504,
-        out_indices=[47],
+        out_indices=[-1],  # the last block
         drop_path_rate=0.0,
         with_cp=True,
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-6B-224px')),
+    # The heads' (and the neck's) input widths are left out: BatchedSlideEncoderDecoder
+    # derives them from the backbone, so a leaf switches releases by naming the
+    # backbone alone (a stated width must match it).
     decode_head=dict(
         type='BNLinearHead',
-        in_channels=3200,
         in_index=0,
         num_classes=150,
         dropout_ratio=0.0,

@@ -2,13 +2,13 @@
 _base_ = './internvit_linear.py'
 
 model = dict(
-    backbone=dict(out_indices=[11, 23, 35, 47]),
-    neck=dict(type='Feature2Pyramid', embed_dim=3200, rescales=[4, 2, 1, 0.5],
+    # blocks 11/23/35/47 of 48, 11/22/33/44 of 45, 5/11/17/23 of 24 (stage_ends)
+    backbone=dict(out_indices='stages'),
+    neck=dict(type='Feature2Pyramid', rescales=[4, 2, 1, 0.5],
               norm_cfg={{_base_.norm_cfg}}),
     decode_head=dict(
         _delete_=True,
         type='UPerHead',
-        in_channels=[3200, 3200, 3200, 3200],
         in_index=[0, 1, 2, 3],
         pool_scales=(1, 2, 3, 6),
         channels=1536,
@@ -19,7 +19,6 @@ model = dict(
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=dict(
         type='FCNHead',
-        in_channels=3200,
         in_index=2,
         channels=256,
         num_convs=1,

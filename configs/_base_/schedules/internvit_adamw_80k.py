@@ -4,8 +4,6 @@
 # from the last one with `tools/train.py CONFIG --resume`.
 _base_ = 'mmseg::_base_/schedules/schedule_80k.py'
 
-max_iters = 80000
-warmup_iters = 1500
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
@@ -14,12 +12,14 @@ optim_wrapper = dict(
     constructor='InternViTLayerDecayOptimizerConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.95),
     clip_grad=None)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=warmup_iters,
-         end=max_iters),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=8000)
+# The poly decay has no `end`: mmengine's runner (and its strategies) end a scheduler
+# without one at train_cfg.max_iters, so a shorter schedule changes max_iters alone.
+# Leaves with another warm-up write [dict(_base_.warmup, end=N), dict(_base_.poly,
+# begin=N)].
+warmup = dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500)
+poly = dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500)
+param_scheduler = [warmup, poly]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=80000, val_interval=8000)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=8000,
                     max_keep_ckpts=3, save_best='mIoU'),

@@ -1,10 +1,14 @@
 # Copyright (c) internvit-dense contributors. Licensed under the MIT License.
-from typing import List, Optional
+import copy
+import inspect
+from typing import List, Optional, Tuple
 
 import torch
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
+
+from internvit_dense.models import InternViT, resolve_preset
 
 
 @MODELS.register_module()
@@ -28,10 +32,20 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
     ``test_cfg.slide_batch_size`` None or 0 keeps mmseg's per-window loop, and so does
     a model in training mode: batch-statistics layers (BatchNorm in ``train()``) would
     otherwise see a different batch than mmseg gives them.
+
+    The widths that follow from an ``InternViT`` / ``InternViTAdapter`` backbone are
+    derived here, so that a config switches releases by naming the backbone alone
+    (:func:`derive_widths`): the ``Feature2Pyramid`` neck's ``embed_dim`` and the
+    heads' ``in_channels``, when a config leaves them out. A width a config does
+    state must agree with the backbone, or building fails naming the key.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, backbone: dict, decode_head: dict, neck: Optional[dict] = None,
+                 auxiliary_head: Optional[dict] = None, **kwargs) -> None:
+        backbone, decode_head, neck, auxiliary_head = derive_widths(
+            backbone, decode_head, neck, auxiliary_head)
+        super().__init__(backbone=backbone, decode_head=decode_head, neck=neck,
+                         auxiliary_head=auxiliary_head, **kwargs)
         if isinstance(self.test_cfg, dict) and not isinstance(self.test_cfg, ConfigDict):
             # mmseg reads test_cfg by attribute (test_cfg.stride), which a config file
             # gives; a model built from a plain dict gets the same
@@ -73,6 +87,74 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
             raise ValueError('test_cfg.slide_batch_size must be None or an int >= 0, '
                              f'got {size!r}')
         return size
+
+
+# mmseg heads whose in_channels is one width per input level
+_MULTI_LEVEL_HEADS = ('UPerHead', 'Mask2FormerHead', 'MaskFormerHead')
+
+
+def _internvit_maps(backbone) -> Optional[Tuple[int, int, str]]:
+    """(width, number of output maps, arch) of an InternViT / InternViTAdapter
+    config; None for any other backbone."""
+    kind = backbone.get('type') if isinstance(backbone, dict) else None
+    kind = getattr(kind, '__name__', kind)
+    if not isinstance(kind, str) or kind.split('.')[-1] not in ('InternViT',
+                                                                 'InternViTAdapter'):
+        return None
+    arch = backbone.get('arch',
+                        inspect.signature(InternViT).parameters['arch'].default)
+    width = backbone.get('embed_dims', resolve_preset(arch)['embed_dims'])
+    if kind.split('.')[-1] == 'InternViTAdapter':
+        return width, 4, arch  # strides 4, 8, 16, 32
+    out = backbone.get('out_indices', -1)
+    maps = 4 if out == 'stages' else 1 if isinstance(out, int) else len(out)
+    return width, maps, arch
+
+
+def _fill(part: dict, key: str, want, where: str, arch: str) -> None:
+    given = part.get(key)
+    if given is None:
+        part[key] = want
+    elif (list(given) if isinstance(given, (list, tuple)) else given) != want:
+        raise ValueError(
+            f'{where}.{key}={given!r} does not match the backbone: {arch} gives '
+            f'{want!r}. Leave {key} out of the config and it is derived.')
+
+
+def derive_widths(backbone: dict, decode_head, neck=None, auxiliary_head=None):
+    """Fill in the widths an InternViT backbone determines, or check them.
+
+    - ``Feature2Pyramid`` neck: ``embed_dim`` = the backbone's width;
+    - each head without a neck, or after ``Feature2Pyramid``: ``in_channels`` = the
+      width, as a list of one width per input level for ``UPerHead`` /
+      ``Mask2FormerHead`` or any head whose ``in_index`` is a list.
+
+    Missing (or None) values are filled; stated ones must be equal, else a
+    ``ValueError`` names the key and both values. Other backbones and other necks
+    (which choose their own output widths) are left alone. Returns copies.
+    """
+    backbone, decode_head, neck, auxiliary_head = (
+        copy.deepcopy(x) for x in (backbone, decode_head, neck, auxiliary_head))
+    found = _internvit_maps(backbone)
+    if found is None:
+        return backbone, decode_head, neck, auxiliary_head
+    width, maps, arch = found
+    if neck is not None:
+        if neck.get('type') != 'Feature2Pyramid':
+            return backbone, decode_head, neck, auxiliary_head
+        _fill(neck, 'embed_dim', width, 'model.neck', arch)
+        maps = len(neck.get('rescales', (4, 2, 1, 0.5)))
+    for name, heads in (('decode_head', decode_head), ('auxiliary_head', auxiliary_head)):
+        for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+            if head is None:
+                continue
+            index = head.get('in_index')
+            multi = isinstance(index, (list, tuple)) or head.get('type') in \
+                _MULTI_LEVEL_HEADS
+            want = ([width] * (len(index) if isinstance(index, (list, tuple)) else maps)
+                    if multi else width)
+            _fill(head, 'in_channels', want, f'model.{name}', arch)
+    return backbone, decode_head, neck, auxiliary_head
 
 
 def slide_windows(h_img: int, w_img: int, h_crop: int, w_crop: int, h_stride: int,

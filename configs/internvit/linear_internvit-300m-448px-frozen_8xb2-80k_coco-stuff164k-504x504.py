@@ -1,0 +1,6 @@
+# Linear probing on COCO-Stuff-164K with InternViT-300M-448px:
+# the 6B-224px recipe, other weights.
+# No dense result has been published for InternViT-300M.
+_base_ = ['./linear_internvit-6b-224px-frozen_8xb2-80k_coco-stuff164k-504x504.py',
+          '../_base_/backbones/internvit-300m-448px.py']
+model = dict(backbone=_base_.vit)
