@@ -116,15 +116,20 @@ def test_bad_arguments_name_themselves():
         tiny(n_points=0)
 
 
-def test_default_groups_are_four_near_equal_ones():
+def test_default_groups_end_at_the_stage_blocks():
+    # the published groups for 48 blocks, and for 45 the ones ending at the blocks
+    # UperNet reads (11 / 22 / 33 / 44); the deformable heads default to the ViT's
     with torch.device('meta'):
-        a = InternViTAdapter(arch='internvit-6b-224px', deform_num_heads=25,
-                             deform_ratio=0.25)
-        b = InternViTAdapter(arch='internvit-6b-448px', deform_num_heads=25,
-                             deform_ratio=0.25)
+        a = InternViTAdapter(arch='internvit-6b-224px', deform_ratio=0.25)
+        b = InternViTAdapter(arch='internvit-6b-448px', deform_ratio=0.25)
+        c = InternViTAdapter(arch='internvit-300m-448px', deform_ratio=0.25)
     assert a.interaction_indexes == [(0, 11), (12, 23), (24, 35), (36, 47)]
-    assert b.interaction_indexes == [(0, 10), (11, 21), (22, 32), (33, 44)]
+    assert b.interaction_indexes == [(0, 11), (12, 22), (23, 33), (34, 44)]
+    assert c.interaction_indexes == [(0, 5), (6, 11), (12, 17), (18, 23)]
     assert a.vit.out_indices == [11, 23, 35, 47]
+    assert b.vit.out_indices == [11, 22, 33, 44]
+    assert a.interactions[0].injector.attn.attn.num_heads == 25
+    assert c.interactions[0].injector.attn.attn.num_heads == 16
 
 
 def test_core_imports_without_compiled_ops():

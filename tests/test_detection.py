@@ -45,8 +45,38 @@ def test_detection_config_set():
                  'mask-rcnn_internvit-300m_simplefpn_32xb2-lsj-100e_coco.py',
                  'cascade-mask-rcnn_internvit-300m_simplefpn_32xb2-lsj-100e_coco.py',
                  'mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py',
-                 'cascade-mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py'):
+                 'cascade-mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py',
+                 PIIP):
         assert name in names
+
+
+PIIP = 'mask-rcnn_internvit-6b_simplefpn_8xb2-ms-1x_coco.py'
+
+
+def test_piip_baseline_recipe():
+    """The PIIP Mask R-CNN 1x baseline (53.8 / 48.1 published) as published: patch 16,
+    global attention, the last block, mean / std 127.5, pad 64, DETR-style multi-scale
+    then a 1024 crop, AdamW 1e-4 wd 0.05, layer decay 0.95, drop path 0.4, 12 epochs at
+    batch 16, bf16, and a ZeRO-1 leaf."""
+    path = ROOT / 'configs/internvit_det' / PIIP
+    assert 'Published: 53.8 box AP / 48.1 mask AP' in path.read_text()
+    cfg = Config.fromfile(str(path))
+    b, pre = cfg.model.backbone, cfg.model.data_preprocessor
+    assert (b.arch, b.patch_size, b.window_size, b.global_attn_indexes, b.out_indices,
+            b.drop_path_rate) == ('internvit-6b-224px', 16, 0, [], [-1], 0.4)
+    assert (pre.mean, pre.std, pre.pad_size_divisor) == ([127.5] * 3, [127.5] * 3, 64)
+    steps = [t.type for t in cfg.train_dataloader.dataset.pipeline]
+    assert steps[2:5] == ['RandomFlip', 'RandomChoice', 'RandomCrop']
+    crop = cfg.train_dataloader.dataset.pipeline[4]
+    assert (crop.crop_type, crop.crop_size) == ('absolute_range', (1024, 1024))
+    o = cfg.optim_wrapper
+    assert (o.type, o.dtype, o.optimizer.lr, o.optimizer.weight_decay,
+            o.paramwise_cfg.layer_decay_rate) == ('AmpOptimWrapper', 'bfloat16', 1e-4,
+                                                  0.05, 0.95)
+    assert cfg.train_cfg.max_epochs == 12 and cfg.auto_scale_lr.base_batch_size == 16
+    zero1 = Config.fromfile(str(ROOT / 'configs/internvit_det/deepspeed' /
+                                PIIP.replace('.py', '_zero1.py')))
+    assert zero1.strategy.zero_optimization.stage == 1
 
 
 @pytest.mark.parametrize('path', [p for p in DET_CONFIGS if 'demo' not in p],
@@ -69,7 +99,9 @@ def test_every_detection_config_builds_and_runs_tiny(path):
     model = MODELS.build(cfg.model)
     model.init_weights()
     b = model.backbone
-    assert b.patch_size == 16 and b.window_size > 0 and b.global_attn_indexes
+    # windowed attention with global blocks, or, as the PIIP baseline, global throughout
+    assert b.patch_size == 16 and (b.window_size > 0 and b.global_attn_indexes or
+                                   osp.basename(path) == PIIP and b.window_size == 0)
     feats = model.extract_feat(torch.randn(2, 3, 128, 160))
     out_ch = cfg.model.neck.out_channels
     assert [tuple(f.shape) for f in feats] == [
@@ -113,6 +145,7 @@ def test_roi_features_do_not_depend_on_the_batch():
     ('mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py', False, 6_063_640_560),
     ('cascade-mask-rcnn_internvit-6b_simplefpn_32xb2-lsj-100e_coco.py', False,
      6_099_194_366),
+    (PIIP, False, 6_063_640_560),
 ])
 def test_6b_detectors_on_the_meta_device(name, frozen, expected_total):
     # the counts of the README's detection table

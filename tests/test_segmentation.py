@@ -123,6 +123,10 @@ def test_release_leaves_change_only_the_weights():
                                            (stem.format(release) + name)))
                 assert leaf.model.backbone.init_cfg.checkpoint == f'pretrained/{ckpt}'
                 assert leaf.model.backbone.arch == f'internvit-{arch}'
+                if release == '300m-448px' and stem.startswith('upernet'):
+                    # UperNet at 1024 channels for the 1024-wide ViT
+                    assert leaf.model.decode_head.channels == 1024
+                    leaf.model.decode_head.channels = ref.model.decode_head.channels
                 assert flat(leaf) == flat(ref)
 
 
@@ -591,36 +595,24 @@ def test_coco_stuff_labels_out_of_range_name_the_file(stuff_root, tmp_path):
 
 
 def test_coco_stuff_trains_and_evaluates_end_to_end(stuff_root, tmp_path):
-    """A tiny UperNet on the COCO-Stuff base trains 2 iterations on the embedded data
-    in the COCO-Stuff layout and evaluates (mIoU over 171 classes)."""
-    cfg, ckpt, log = train_user_config(tmp_path, [
-        ROOT / 'configs/_base_/models/internvit_upernet.py', STUFF_BASE,
-        'mmseg::_base_/default_runtime.py',
-        ROOT / 'configs/_base_/schedules/internvit_adamw_80k.py'], (
+    """The full-tuning COCO-Stuff leaf, with a tiny backbone, trains 2 iterations on the
+    embedded data in the COCO-Stuff layout and evaluates (mIoU over 171 classes)."""
+    leaf = str(ROOT / 'configs/internvit' /
+               'upernet_internvit-6b-224px_8xb2-80k_coco-stuff164k-504x504.py')
+    cfg, ckpt, log = train_user_config(tmp_path, leaf, (
+        "from mmseg_internvit.datasets.pipelines import seg_pipelines\n"
         "norm = dict(type='BN', requires_grad=True)\n"
         "model = dict(data_preprocessor=dict(size=(112, 112)),\n"
         "    backbone=dict(arch='internvit-300m-448px', embed_dims=32, num_heads=2,\n"
-        "        mlp_hidden_dims=64, num_layers=4, out_indices=[0, 1, 2, 3], img_size=112,\n"
-        "        with_cp=False, init_cfg=None),\n"
-        "    neck=dict(embed_dim=32, norm_cfg=norm),\n"
-        "    decode_head=dict(in_channels=[32] * 4, channels=16, num_classes=171,\n"
-        "        norm_cfg=norm),\n"
-        "    auxiliary_head=dict(in_channels=32, channels=8, num_classes=171,\n"
-        "        norm_cfg=norm),\n"
-        "    test_cfg=dict(mode='whole'))\n"
+        "        mlp_hidden_dims=64, num_layers=4, img_size=112, with_cp=False,\n"
+        "        init_cfg=None),\n"
+        "    neck=dict(norm_cfg=norm), decode_head=dict(channels=16, norm_cfg=norm),\n"
+        "    auxiliary_head=dict(channels=8, norm_cfg=norm), test_cfg=dict(mode='whole'))\n"
         "optim_wrapper = dict(type='OptimWrapper', _delete_=True, optimizer=dict(\n"
         "    type='AdamW', lr=1e-3), constructor='InternViTLayerDecayOptimizerConstructor',\n"
         "    paramwise_cfg=dict(layer_decay_rate=0.95))\n"
         f"data_root = '{stuff_root}'\n"
-        "train_pipeline = [dict(type='LoadImageFromFile'),\n"
-        "    dict(type='LoadCheckedAnnotations', num_classes=171),\n"
-        "    dict(type='RandomResize', scale=(448, 112), ratio_range=(0.5, 2.0),\n"
-        "         keep_ratio=True),\n"
-        "    dict(type='RandomCrop', crop_size=(112, 112)), dict(type='PackSegInputs')]\n"
-        "test_pipeline = [dict(type='LoadImageFromFile'),\n"
-        "    dict(type='Resize', scale=(448, 112), keep_ratio=True),\n"
-        "    dict(type='LoadCheckedAnnotations', num_classes=171),\n"
-        "    dict(type='PackSegInputs')]\n"
+        "train_pipeline, test_pipeline, _ = seg_pipelines((112, 112), 171, False)\n"
         "train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,\n"
         "    dataset=dict(data_root=data_root, pipeline=train_pipeline))\n"
         "val_dataloader = dict(num_workers=0, persistent_workers=False,\n"
@@ -650,3 +642,17 @@ def test_head_for_another_dataset_names_the_config(tmp_path):
     with pytest.raises(ValueError, match=re.escape(str(path)) + r'.*auxiliary_head'
                        r'\.num_classes is 150.*COCOStuffDataset.*171 classes'):
         InternViTRunner.from_cfg(bad)
+
+
+def test_a_run_shorter_than_the_warm_up(tmp_path):
+    """The poly decay ends at max_iters (no `end`); a smoke run shorter than the
+    warm-up drops it instead of failing in mmengine ("end should be larger than
+    begin"), and a full-length run keeps both schedulers."""
+    from internvit_dense.engine.runners import drop_schedulers_after_training
+    cfg = Config.fromfile(str(ROOT / 'configs/internvit/'
+                                     'upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'))
+    drop_schedulers_after_training(cfg)
+    assert [s.type for s in cfg.param_scheduler] == ['LinearLR', 'PolyLR']
+    cfg.train_cfg.max_iters = 2
+    drop_schedulers_after_training(cfg)
+    assert [s.type for s in cfg.param_scheduler] == ['LinearLR']

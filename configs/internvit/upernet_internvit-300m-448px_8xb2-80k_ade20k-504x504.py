@@ -2,4 +2,5 @@
 # No dense result has been published for InternViT-300M.
 _base_ = ['./upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py',
           '../_base_/backbones/internvit-300m-448px.py']
-model = dict(backbone=_base_.vit)
+# UperNet at 1024 channels for the 1024-wide ViT (ViT-Adapter-L's and BEiT-L's)
+model = dict(backbone=_base_.vit, decode_head=dict(channels=1024))

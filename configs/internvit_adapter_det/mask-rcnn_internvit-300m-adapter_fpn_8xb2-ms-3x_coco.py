@@ -11,11 +11,4 @@ val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
 test_dataloader = val_dataloader
 val_evaluator = dict(metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    dtype='bfloat16',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='InternViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.8),
-    clip_grad=None)
+optim_wrapper = dict(_base_.vit_optim_wrapper, _delete_=True)  # wd 0.05, decay 0.8

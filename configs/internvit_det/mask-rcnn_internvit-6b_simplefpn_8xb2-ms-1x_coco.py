@@ -44,11 +44,5 @@ train_pipeline = [
 train_dataloader = dict(dataset=dict(type='CheckedCocoDataset', pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
 test_dataloader = val_dataloader
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    dtype='bfloat16',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='InternViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.95),
-    clip_grad=None)
+optim_wrapper = dict(_base_.vit_optim_wrapper, _delete_=True,
+                     paramwise_cfg=dict(layer_decay_rate=0.95))

@@ -87,6 +87,28 @@ def check_num_classes(cfg) -> None:
                     'configs write num_classes=_base_.num_classes).')
 
 
+def drop_schedulers_after_training(cfg, logger=None) -> None:
+    """Remove iteration-based schedulers without ``end`` that begin at or after
+    ``train_cfg.max_iters``.
+
+    Our schedules leave the poly decay's ``end`` out, so that mmengine ends it at
+    ``max_iters`` and a shorter schedule is one number. mmengine then refuses a run
+    shorter than the warm-up (``--cfg-options train_cfg.max_iters=2`` for a smoke
+    run: "end should be larger than begin"); such a scheduler would never act, so it
+    is dropped here instead."""
+    train_cfg = cfg.get('train_cfg') or {}
+    max_iters = train_cfg.get('max_iters')
+    schedulers = cfg.get('param_scheduler')
+    if not max_iters or not schedulers:
+        return
+    single = isinstance(schedulers, dict)
+    kept = [s for s in ([schedulers] if single else schedulers)
+            if not (isinstance(s, dict) and not s.get('by_epoch', True)
+                    and 'end' not in s and s.get('begin', 0) >= max_iters)]
+    if len(kept) != (1 if single else len(schedulers)):
+        cfg.param_scheduler = kept
+
+
 class InternViTRunner(Runner):
     """mmengine's ``Runner`` with safe, strict checkpoint loading and CPU-only
     distributed runs (see the module doc)."""
@@ -104,6 +126,7 @@ class InternViTRunner(Runner):
         check_num_classes(cfg)
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
+        drop_schedulers_after_training(cfg)
         runner = super().from_cfg(cfg)
         runner.trust_checkpoint = trust_from_cfg(cfg)
         return runner
@@ -146,6 +169,7 @@ class InternViTFlexibleRunner(FlexibleRunner):
         check_num_classes(cfg)
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
+        drop_schedulers_after_training(cfg)
         load_from = cfg.get('load_from')
         if load_from and not cfg.get('resume') and osp.isfile(load_from):
             # a plain checkpoint goes in before DeepSpeed wraps the model (mmengine#1499)

@@ -24,6 +24,15 @@ vit_backbone = dict(
     drop_path_rate=0.4,
     with_cp=True,
     init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-300M-448px'))
+# the optimiser of a trained InternViT detector (bf16 AMP, AdamW, layer decay); leaves
+# take it as optim_wrapper = dict(_base_.vit_optim_wrapper, _delete_=True, ...)
+vit_optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    dtype='bfloat16',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    constructor='InternViTLayerDecayOptimizerConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.8),
+    clip_grad=None)
 vit_neck = dict(
     _delete_=True,
     type='SimpleFeaturePyramid',
