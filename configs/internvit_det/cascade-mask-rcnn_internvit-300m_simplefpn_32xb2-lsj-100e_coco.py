@@ -2,3 +2,5 @@
 # 32 GPUs x 2 images; 184,824 iterations (see the schedule base).
 _base_ = ['../_base_/det/internvit_simplefpn_cascade-mask-rcnn.py',
           '../_base_/det/schedule_lsj-100e_adamw.py']
+optim_wrapper = dict(_base_.vit_optim_wrapper, _delete_=True,
+                     optimizer=dict(_base_.vit_optim_wrapper.optimizer, weight_decay=0.1))

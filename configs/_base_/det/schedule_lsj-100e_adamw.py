@@ -2,20 +2,13 @@
 # 100 epochs, from mmdet's own common/lsj-100e_coco-instance.py. That file trains 25
 # epochs over RepeatDataset(times=4), i.e. 100 passes over train2017.
 # Batch 64 (e.g. 32 GPUs x 2): 118,287 images x 100 / 64 = 184,824 iterations.
-# ViTDet-style optimisation: AdamW, layer-wise lr decay, bf16 autocast.
+# ViTDet-style optimisation (AdamW wd 0.1, layer decay, bf16 autocast): the leaves take
+# _base_.vit_optim_wrapper from the model base with weight decay 0.1.
 _base_ = 'mmdet::common/lsj-100e_coco-instance.py'
 
 train_dataloader = dict(dataset=dict(dataset=dict(type='CheckedCocoDataset')))
 val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
 test_dataloader = val_dataloader
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    dtype='bfloat16',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1),
-    constructor='InternViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.8),
-    clip_grad=None)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=250),
     dict(type='MultiStepLR', begin=0, end=25, by_epoch=True, milestones=[22, 24],
