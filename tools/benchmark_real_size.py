@@ -209,8 +209,7 @@ def probe_worker(spec: dict) -> dict:
     arch = spec.get('arch_overrides') or {}
     if arch:  # the tests' tiny stand-in: the same config, smaller shapes
         cfg.model.backbone.update(arch, out_indices=[arch['num_layers'] - 1])
-        cfg.model.decode_head.in_channels = arch['embed_dims']
-        cfg.model.decode_head.pop('channels', None)
+        cfg.model.decode_head.pop('channels', None)  # its input width follows
     cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=spec['checkpoint'])
     cfg.model.decode_head.norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN: 1 CPU
     init_default_scope('mmseg')

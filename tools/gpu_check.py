@@ -243,21 +243,20 @@ def _no_syncbn(node) -> None:
 
 
 def shrink(cfg, width: int = 32) -> None:
-    """The tiny stand-in of a config (CPU fallback): same classes, small widths."""
+    """The tiny stand-in of a config (CPU fallback): same classes, small widths (the
+    neck's and heads' input widths follow the backbone's, derived by the segmentor)."""
     b = cfg.model.backbone
-    n = len(b.out_indices)  # the same number of outputs from the first blocks
+    out = b.get('out_indices', -1)
+    n = 4 if out == 'stages' else 1 if isinstance(out, int) else len(out)
     b.update(embed_dims=width, num_heads=2, mlp_hidden_dims=2 * width, num_layers=n,
              out_indices=list(range(n)), img_size=56)
-    if 'neck' in cfg.model:
-        cfg.model.neck.embed_dim = width
     head = cfg.model.decode_head
-    if isinstance(head.in_channels, (list, tuple)):
-        head.update(in_channels=[width] * len(head.in_channels), channels=16)
-    else:
-        head.in_channels = width
+    if head.type == 'BNLinearHead':
         head.pop('channels', None)
+    else:
+        head.channels = 16
     if 'auxiliary_head' in cfg.model:
-        cfg.model.auxiliary_head.update(in_channels=width, channels=8)
+        cfg.model.auxiliary_head.channels = 8
 
 
 def run_in_worker(fn: str, spec: dict) -> dict:
