@@ -551,9 +551,7 @@ def adapter_comparison(args) -> dict:
           'one training step (AdamW); times min / median over the interleaved repeats')
     print_table(rows)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(res, f, indent=1)
+        write_json(args.json, res)
     return res
 
 
@@ -593,14 +591,27 @@ def fmt_ratio(r: Dict[str, float], digits: int = 2) -> str:
     return f"{r['min']:.{digits}f}x / {r['median']:.{digits}f}x"
 
 
+def markdown_table(rows, head) -> list:
+    """The lines of a Markdown table with padded columns (also used by
+    benchmark_real_size.py and gpu_check.py)."""
+    w = [max(len(r[i]) for r in list(rows) + [head]) for i in range(len(head))]
+    return (['| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(head)) + ' |',
+             '|' + '|'.join('-' * (n + 2) for n in w) + '|'] +
+            ['| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(r)) + ' |'
+             for r in rows])
+
+
 def print_table(rows) -> None:
-    head = ('measurement', 'figure (min / median)', 'comparison (min / median)', 'target')
-    w = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
     print()
-    print('| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(head)) + ' |')
-    print('|' + '|'.join('-' * (n + 2) for n in w) + '|')
-    for r in rows:
-        print('| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(r)) + ' |')
+    print('\n'.join(markdown_table(rows, ('measurement', 'figure (min / median)',
+                                          'comparison (min / median)', 'target'))))
+
+
+def write_json(path, res) -> None:
+    """``--json``: the results, in a folder made if needed."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(res, f, indent=1)
 
 
 def main(argv=None):
@@ -711,9 +722,7 @@ def main(argv=None):
 
     print_table(rows)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(res, f, indent=1)
+        write_json(args.json, res)
     return res
 
 

@@ -404,16 +404,6 @@ def measure_6b(args) -> Tuple[dict, list]:
     return res, rows
 
 
-def print_table(rows) -> None:
-    w = [max(len(r[i]) for r in rows + [('measurement', 'figure', 'detail', 'bound')])
-         for i in range(4)]
-    head = ('measurement', 'figure', 'detail', 'bound')
-    print('| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(head)) + ' |')
-    print('|' + '|'.join('-' * (n + 2) for n in w) + '|')
-    for r in rows:
-        print('| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(r)) + ' |')
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -434,12 +424,12 @@ def main(argv=None):
         r, new = measure_6b(args)
         res['6b'] = r
         rows += new
+    import benchmark
     print()
-    print_table(rows)
+    print('\n'.join(benchmark.markdown_table(rows, ('measurement', 'figure', 'detail',
+                                                    'bound'))))
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(res, f, indent=1)
+        benchmark.write_json(args.json, res)
     return res
 
 

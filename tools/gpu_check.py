@@ -400,14 +400,7 @@ def main(argv=None):
     if opts.cpu:  # the stand-ins are tiny: say so in every row
         rows = [(r[0].replace('6B', 'tiny 6B-family').replace('300M', 'tiny 300M-family'),
                  *r[1:]) for r in rows]
-    w = [max(len(r[i]) for r in rows + [('measurement', 'figure', 'detail')])
-         for i in range(3)]
-    lines = [head, '',
-             '| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in
-                               enumerate(('measurement', 'figure', 'detail'))) + ' |',
-             '|' + '|'.join('-' * (n + 2) for n in w) + '|']
-    lines += ['| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(r)) + ' |'
-              for r in rows]
+    lines = [head, ''] + benchmark.markdown_table(rows, ('measurement', 'figure', 'detail'))
     print('\n'.join(lines))
     tag = '_'.join(phases) + ('_cpu' if opts.cpu else '')
     with open(osp.join(opts.out, f'gpu_check_{tag}.json'), 'w') as f:

@@ -17,9 +17,4 @@ model = dict(
         param_dtype='bfloat16',
         init_cfg=dict(checkpoint='pretrained/InternViT-6B-224px')),
     neck=dict(in_channels=[3200] * 4))
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='InternViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(layer_decay_rate=1.0))
+optim_wrapper = dict(_base_.vit_frozen_optim_wrapper, _delete_=True)

@@ -21,9 +21,4 @@ model = dict(
 train_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
 val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
 test_dataloader = val_dataloader
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='InternViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(layer_decay_rate=1.0))
+optim_wrapper = dict(_base_.vit_frozen_optim_wrapper, _delete_=True)

@@ -33,6 +33,12 @@ vit_optim_wrapper = dict(
     constructor='InternViTLayerDecayOptimizerConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.8),
     clip_grad=None)
+# ... and of a frozen one: only the neck and heads train, in fp32, without layer decay
+vit_frozen_optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    constructor='InternViTLayerDecayOptimizerConstructor',
+    paramwise_cfg=dict(layer_decay_rate=1.0))
 vit_neck = dict(
     _delete_=True,
     type='SimpleFeaturePyramid',
