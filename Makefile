@@ -11,16 +11,16 @@ export VENV
 
 .PHONY: setup demo demo-det demo-adapter test lint
 setup:
-	bash tools/setup_env.sh
+	bash tools/misc/setup_env.sh
 
 demo: setup
-	PY=$(PY) bash tools/run_demo.sh
+	PY=$(PY) bash tools/misc/run_demo.sh
 
 demo-det: setup
-	PY=$(PY) bash tools/run_demo.sh det
+	PY=$(PY) bash tools/misc/run_demo.sh det
 
 demo-adapter: setup
-	PY=$(PY) bash tools/run_demo.sh adapter
+	PY=$(PY) bash tools/misc/run_demo.sh adapter
 
 test: setup
 	$(PY) -m pytest tests

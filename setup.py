@@ -23,7 +23,7 @@ setup(
     license='MIT',
     python_requires='>=3.8',
     packages=find_packages(include=['internvit_dense*', 'mmseg_internvit*', 'mmdet_internvit*']),
-    # torch and mmcv are installed by tools/setup_env.sh (mmcv must be compiled against
+    # torch and mmcv are installed by tools/misc/setup_env.sh (mmcv must be compiled against
     # the torch already present); listing them here would let pip resolve CUDA builds.
     install_requires=read_requirements('runtime.txt'),
     extras_require={

@@ -4,17 +4,31 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tools'))
+TOOLS = ROOT / 'tools'
+# tools/ and its folders (analysis_tools/, model_converters/, ...): a script run by path
+# has its own folder on sys.path, and imports the tools beside it by name
+TOOL_DIRS = [TOOLS] + sorted(p for p in TOOLS.iterdir()
+                             if p.is_dir() and not p.name.startswith(('.', '_')))
+sys.path[:0] = [str(p) for p in TOOL_DIRS]
+
+
+def tool_path(name: str) -> Path:
+    """tools/NAME.py or tools/FOLDER/NAME.py: a tool's name is unique across the folders."""
+    found = [d / f'{name}.py' for d in TOOL_DIRS if (d / f'{name}.py').is_file()]
+    if len(found) != 1:
+        raise LookupError(f'{len(found)} tools named {name}.py under {TOOLS}: {found}')
+    return found[0]
 
 
 def load_tool(name: str):
-    """A script of tools/ as a module named ``tools_<name>``: imported by its own name,
-    tools/test.py would shadow the standard library's ``test`` package."""
+    """The script ``name`` of tools/ (top level or a folder) as a module named
+    ``tools_<name>``: imported by its own name, tools/test.py would shadow the standard
+    library's ``test`` package."""
     import importlib.util
     module_name = f'tools_{name}'
     if module_name in sys.modules:
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / 'tools' / f'{name}.py')
+    spec = importlib.util.spec_from_file_location(module_name, tool_path(name))
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)

@@ -637,7 +637,8 @@ def test_meta_device_counts_of_the_6b_adapter(stem, trainable, total):
 
 
 def test_benchmark_adapter_comparison(monkeypatch, capsys):
-    """tools/benchmark.py --adapter at a tiny size, its workers run in this process."""
+    """tools/analysis_tools/benchmark.py --adapter at a tiny size, its workers run in this
+    process."""
     benchmark = load_tool('benchmark')
     monkeypatch.setattr(benchmark, 'run_worker', lambda name, args, **spec:
                         benchmark.WORKERS[name](args, spec))
@@ -655,7 +656,7 @@ def test_benchmark_adapter_comparison(monkeypatch, capsys):
 
 def test_demo_adapter_config_trains_end_to_end(demo_root, tmp_path):
     """The adapter demo config, inherited by a user config, loads a patch-14 backbone
-    (as tools/run_demo.sh adapter extracts it from the segmentation demo) into its
+    (as tools/misc/run_demo.sh adapter extracts it from the segmentation demo) into its
     frozen ViT, trains 2 iterations and validates through tools/train.py."""
     assert len(DEMO_CONFIGS) == 1, DEMO_CONFIGS
     vit = InternViT(arch='internvit-300m-448px', embed_dims=96, num_layers=6, num_heads=3,

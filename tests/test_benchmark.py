@@ -1,5 +1,5 @@
-"""tools/benchmark.py runs end to end at a tiny size and reports every figure (no
-timing is asserted here: speed targets are read from the tool's own output)."""
+"""tools/analysis_tools/benchmark.py runs end to end at a tiny size and reports every
+figure (no timing is asserted here: speed targets are read from the tool's own output)."""
 import math
 
 from conftest import load_tool
@@ -52,5 +52,5 @@ def test_limit_is_the_best_run_and_a_forward_above_it_is_flagged():
     fwd['times']['sdpa'] = [1.0, 2.0, 2.0]  # best forward 10 FLOP/s > limit 8
     *_, frac, flag = benchmark.fraction_of_limit(fwd)
     assert frac['best'] == 1.25 and 'NOISE' in flag
-    r = benchmark.paired_ratio([2.0, 3.0, 9.0], [1.0, 1.0, 3.0])
+    r = load_tool('report').paired_ratio([2.0, 3.0, 9.0], [1.0, 1.0, 3.0])
     assert (r['min'], r['median'], r['max'], r['n']) == (2.0, 3.0, 3.0, 3)

@@ -1,13 +1,15 @@
-"""tools/benchmark_real_size.py: the random checkpoint in the released Hugging Face
-layout, and the real-size flow (write, build from the config, load through init_cfg,
-linear-probe step, clean up) at tiny size; the loader's memory bound at a mid size."""
+"""tools/analysis_tools/benchmark_real_size.py: the random checkpoint in the released
+Hugging Face layout, and the real-size flow (write, build from the config, load through
+init_cfg, linear-probe step, clean up) at tiny size; the loader's memory bound at a mid
+size."""
 import json
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
-from conftest import load_tool
+from conftest import load_tool, tool_path
 from safetensors import safe_open
 
 from internvit_dense import InternViT
@@ -74,7 +76,7 @@ def test_loader_peak_anonymous_memory_within_bound(tmp_path):
     rs.write_random_hf_checkpoint(str(tmp_path), shard_bytes=64 * 2**20, **arch)
     code = textwrap.dedent(f"""
         import json, sys
-        sys.path[:0] = [{str(rs.REPO_ROOT)!r}, {str(rs.REPO_ROOT)!r} + '/tools']
+        sys.path.insert(0, {str(tool_path('benchmark_real_size').parent)!r})
         import benchmark_real_size as rs
         from internvit_dense import InternViT
         with rs.AnonPeak() as peak:
@@ -93,10 +95,16 @@ def test_loader_peak_anonymous_memory_within_bound(tmp_path):
 
 
 def test_benchmark_forwards_real_size(monkeypatch):
+    """benchmark.py --real-size runs benchmark_real_size.py (which imports benchmark.py,
+    not the other way round) with the other arguments, and fails when it fails."""
     benchmark = load_tool('benchmark')
-    rs = load_tool('benchmark_real_size')
-    seen = []
-    monkeypatch.setitem(sys.modules, 'benchmark_real_size', rs)
-    monkeypatch.setattr(rs, 'main', lambda argv: seen.append(argv))
+    seen, code = [], [0]
+    monkeypatch.setattr(benchmark.subprocess, 'run', lambda cmd: seen.append(cmd) or
+                        subprocess.CompletedProcess(cmd, code[0]))
     benchmark.main(['--real-size', '--skip-6b', '--repeats', '2'])
-    assert seen == [['--skip-6b', '--repeats', '2']]
+    assert seen == [[sys.executable, str(tool_path('benchmark_real_size')), '--skip-6b',
+                     '--repeats', '2']]
+    code[0] = 3
+    with pytest.raises(SystemExit) as exc:
+        benchmark.main(['--real-size', '--skip-6b'])
+    assert exc.value.code == 3

@@ -293,7 +293,7 @@ def test_load_unmaps_the_checkpoint_files(tmp_path, weights):
 def test_pretrained_init_cfg_skips_the_random_draw(tmp_path, weights):
     """Weights init_cfg will load are zeros until then (not a random draw that the
     load overwrites), on the device the model is built on; on the meta device the
-    model stays there (tools/model_info.py)."""
+    model stays there (tools/analysis_tools/model_info.py)."""
     save_file(weights, str(tmp_path / 'model.safetensors'))
     m = make_model(tmp_path / 'model.safetensors')
     assert all(p.device.type == 'cpu' and not p.any() for p in m.parameters())

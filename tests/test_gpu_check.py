@@ -1,5 +1,6 @@
-"""tools/gpu_check.sh / gpu_check.py: the CPU fallback runs every measurement of the GPU
-check at tiny sizes (the GPU run itself needs a lent GPU: README, Performance)."""
+"""tools/gpu_check.sh / tools/analysis_tools/gpu_check.py: the CPU fallback runs every
+measurement of the GPU check at tiny sizes (the GPU run itself needs a lent GPU: README,
+Performance)."""
 import json
 import os
 import subprocess

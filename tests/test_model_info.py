@@ -32,8 +32,9 @@ def test_300m_preset_at_504(capsys):
 
 
 def test_command_line_and_unknown_preset():
-    run = subprocess.run([sys.executable, str(ROOT / 'tools' / 'model_info.py'),
-                          'internvit-5b'], capture_output=True, text=True)
+    script = ROOT / 'tools' / 'analysis_tools' / 'model_info.py'
+    run = subprocess.run([sys.executable, str(script), 'internvit-5b'], capture_output=True,
+                         text=True)
     assert run.returncode != 0
     assert "unknown InternViT arch 'internvit-5b'" in run.stderr
 

@@ -104,14 +104,14 @@ case "${1:-}" in
     backbone)
         install
         start_build
-        PYTHONPATH="$SITE:$LITE:$REPO" "$PY" tools/gpu_check.py --phase backbone --out "$OUT" "${@:2}" ;;
+        PYTHONPATH="$SITE:$LITE:$REPO" "$PY" tools/analysis_tools/gpu_check.py --phase backbone --out "$OUT" "${@:2}" ;;
     seg)
         install
         start_build
         wait_build
-        PYTHONPATH="$SITE:$MMCV:$REPO" "$PY" tools/gpu_check.py --phase seg --out "$OUT" "${@:2}" ;;
+        PYTHONPATH="$SITE:$MMCV:$REPO" "$PY" tools/analysis_tools/gpu_check.py --phase seg --out "$OUT" "${@:2}" ;;
     cpu)
-        "$PY" tools/gpu_check.py --cpu --phase all --out "$OUT" "${@:2}" ;;
+        "$PY" tools/analysis_tools/gpu_check.py --cpu --phase all --out "$OUT" "${@:2}" ;;
     *)
         sed -n '2,20p' "$0"
         exit 2 ;;

@@ -8,10 +8,10 @@
 ``tta_pipeline`` (6 scales x 2 flips in ours) and the class probabilities averaged over
 the views. ``--show-dir`` saves every prediction drawn over its image (segmentation overlays, or
 boxes and masks). A DeepSpeed run's checkpoint (a directory) is first turned into one
-plain file by ``tools/consolidate_zero_checkpoint.py``; a config's ``strategy`` is ignored
-here, evaluation runs on the plain runner (``InternViTRunner``). The checkpoint is read
-with ``weights_only=True`` and loaded strictly: a file that needs other globals, or whose
-keys do not fit the model, is an error naming it.
+plain file by ``tools/model_converters/consolidate_zero_checkpoint.py``; a config's
+``strategy`` is ignored here, evaluation runs on the plain runner (``InternViTRunner``).
+The checkpoint is read with ``weights_only=True`` and loaded strictly: a file that needs
+other globals, or whose keys do not fit the model, is an error naming it.
 """
 import argparse
 import os.path as osp
@@ -61,7 +61,7 @@ def main(argv=None):
     if osp.isdir(args.checkpoint):
         raise IsADirectoryError(
             f'{args.checkpoint} is a directory (a DeepSpeed checkpoint?): consolidate it '
-            'first: python tools/consolidate_zero_checkpoint.py '
+            'first: python tools/model_converters/consolidate_zero_checkpoint.py '
             f'{args.checkpoint} plain.pth')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')

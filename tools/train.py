@@ -17,7 +17,7 @@ iteration counter, learning-rate schedule and optimizer state.
 ``--zero N`` turns any training config into a DeepSpeed ZeRO stage-N run
 (``InternViTFlexibleRunner`` + ``InternViTDeepSpeedStrategy``); its checkpoints are
 DeepSpeed directories, turned into one plain file by
-``tools/consolidate_zero_checkpoint.py``.
+``tools/model_converters/consolidate_zero_checkpoint.py``.
 """
 import argparse
 import os.path as osp

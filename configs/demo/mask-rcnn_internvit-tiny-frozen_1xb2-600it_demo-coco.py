@@ -3,8 +3,8 @@
 # with two global blocks) that starts from the segmentation demo's backbone as its
 # frozen "pretrained" weights, narrower heads, 320 px inputs and a short CPU schedule,
 # on real photographs with real instance masks in COCO format made by
-# tools/prepare_demo_data.py. Pointing `data_root` at a real COCO copy and dropping the
-# overrides below gives back the real experiment.
+# tools/dataset_converters/prepare_demo_data.py. Pointing `data_root` at a real COCO
+# copy and dropping the overrides below gives back the real experiment.
 #
 # Scaled to 10 images of 320 px on 2 CPU cores (measured runs in the README):
 # - the 9 categories present, not 80 (COCO's metric averages over present ones anyway);
@@ -29,8 +29,8 @@ model = dict(
         embed_dims=96, num_layers=6, num_heads=3, mlp_hidden_dims=384, img_size=320,
         out_indices=[5], window_size=5, global_attn_indexes=[2, 5],
         param_dtype=None,  # fp32 on CPU
-        # the segmentation demo's backbone (patch 14), saved by tools/run_demo.sh det
-        # with tools/extract_backbone.py; loading resizes its kernel to patch 16
+        # the segmentation demo's backbone (patch 14), saved by tools/misc/run_demo.sh det
+        # with tools/model_converters/extract_backbone.py; loading resizes its kernel to patch 16
         init_cfg=dict(checkpoint='work_dirs/demo_ade20k/backbone.safetensors')),
     neck=dict(in_channels=96, out_channels=ch, norm_cfg=gn),
     rpn_head=dict(in_channels=ch, feat_channels=ch),

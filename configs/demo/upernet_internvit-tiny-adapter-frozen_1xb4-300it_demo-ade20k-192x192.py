@@ -2,10 +2,10 @@
 # (configs/internvit_adapter/upernet_internvit-6b-224px-adapter-frozen_...: frozen ViT,
 # trainable ViT-Adapter + UperNet) on the segmentation demo's 10 photographs. Its
 # frozen "pretrained" ViT is the segmentation demo's trained tiny InternViT (width 96,
-# 6 blocks, patch 14), saved by `tools/run_demo.sh adapter` with
-# tools/extract_backbone.py; loading resizes its kernel to patch 16, as with the
-# released weights. Only the adapter and the heads train. Pointing `data_root` at a real
-# ADE20K copy and dropping the overrides below gives back the real experiment.
+# 6 blocks, patch 14), saved by `tools/misc/run_demo.sh adapter` with
+# tools/model_converters/extract_backbone.py; loading resizes its kernel to patch 16, as
+# with the released weights. Only the adapter and the heads train. Pointing `data_root`
+# at a real ADE20K copy and dropping the overrides below gives back the real experiment.
 #
 # Scaled to 10 images on 2 CPU cores: crop 192 (a multiple of 32: no padding), a
 # 16-channel spatial prior stem, UperNet 64 channels, fp32 throughout, whole-image

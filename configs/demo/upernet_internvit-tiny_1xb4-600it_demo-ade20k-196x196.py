@@ -1,9 +1,9 @@
 # The embedded demo (the README's first command): the real full-tuning UperNet config
 # on ADE20K, with a tiny InternViT (width 96, 6 blocks, trained from scratch), a 196 px
 # crop and a short CPU schedule, on 10 real photographs in the ADE20K folder layout made
-# by tools/prepare_demo_data.py. Pointing `data_root` at a real ADE20K copy and dropping
-# the overrides below gives back the real experiment. Most of a CPU step is the
-# 150-class logits at crop resolution, hence the 196 px training crop.
+# by tools/dataset_converters/prepare_demo_data.py. Pointing `data_root` at a real ADE20K
+# copy and dropping the overrides below gives back the real experiment. Most of a CPU
+# step is the 150-class logits at crop resolution, hence the 196 px training crop.
 _base_ = '../internvit/upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'
 from mmseg_internvit.datasets.pipelines import seg_pipelines  # noqa: E402
 

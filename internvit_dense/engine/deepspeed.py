@@ -17,8 +17,8 @@ ordinary training config into a ZeRO run needs, so that a leaf config only adds 
 - frozen parameters are excluded from the optimizer, hence from ZeRO's partitions and
   optimizer states (by the layer-decay constructor); checkpoints keep them so that a
   consolidated checkpoint is complete (``exclude_frozen_parameters=True`` leaves them
-  out: smaller files, and ``tools/consolidate_zero_checkpoint.py --config`` puts the
-  pretrained frozen weights back);
+  out: smaller files, and ``tools/model_converters/consolidate_zero_checkpoint.py
+  --config`` puts the pretrained frozen weights back);
 - ``load_from`` takes a plain (non-DeepSpeed) checkpoint and loads it, strictly, before
   DeepSpeed wraps the model: mmengine's strategy hands every ``load_from`` to
   ``DeepSpeedEngine.load_checkpoint``, which only reads DeepSpeed checkpoint directories
@@ -224,7 +224,7 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
                 f'{filename} is not a DeepSpeed checkpoint directory. Start a DeepSpeed '
                 'run from a plain checkpoint with strategy.load_from (InternViTFlexibleRunner '
                 'moves a plain load_from there), or consolidate a ZeRO checkpoint with '
-                'tools/consolidate_zero_checkpoint.py')
+                'tools/model_converters/consolidate_zero_checkpoint.py')
         # DeepSpeed unpickles its files with weights_only=False: check them first
         check_deepspeed_checkpoint(filename, trust=self.trust_checkpoint)
         return super().load_checkpoint(filename, **kwargs)

@@ -191,7 +191,7 @@ class InternViTFlexibleRunner(FlexibleRunner):
         if self._load_from and osp.isdir(self._load_from):
             raise IsADirectoryError(
                 f'{self._load_from} is a DeepSpeed checkpoint directory: consolidate it '
-                'first: python tools/consolidate_zero_checkpoint.py '
+                'first: python tools/model_converters/consolidate_zero_checkpoint.py '
                 f'{self._load_from} plain.pth')
         return InternViTRunner.from_cfg(cfg)
 

@@ -104,7 +104,7 @@ class DeformableAttention(nn.Module):
                 spatial_shapes: torch.Tensor, level_start: torch.Tensor) -> torch.Tensor:
         """``points``: (1 or B, Nq, 1 or L, 2) reference points (x, y) in [0, 1];
         ``spatial_shapes``: (L, 2) (h, w) of the levels concatenated in ``value``."""
-        if query.is_meta:  # shape inference (tools/model_info.py): nothing to sample
+        if query.is_meta:  # shape inference (tools/analysis_tools/model_info.py): nothing to sample
             return query.new_empty(query.shape)
         from mmcv.ops.multi_scale_deform_attn import (
             MultiScaleDeformableAttnFunction,

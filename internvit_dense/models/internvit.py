@@ -61,7 +61,7 @@ _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
 # CPU first copies the bias into the output and then runs the GEMM over it, and GELU is
 # another pass over the 4x-wide hidden activations; here the bias and GELU are applied
 # inside the GEMM. In fp32 without autograd (no backward is defined for it): the frozen
-# backbone of linear probing / head tuning, and inference. See tools/benchmark.py.
+# backbone of linear probing / head tuning, and inference. See tools/analysis_tools/benchmark.py.
 _MKLDNN_LINEAR = getattr(getattr(torch.ops, 'mkldnn', None), '_linear_pointwise', None)
 
 

@@ -1,8 +1,8 @@
 """Full-size InternViT models on this machine (CPU): speed, memory and loading.
 
-    python tools/benchmark_real_size.py                # both parts (15 min on 2 busy cores)
-    python tools/benchmark.py --real-size              # the same
-    python tools/benchmark_real_size.py --skip-6b      # InternViT-300M only (10 min)
+    python tools/analysis_tools/benchmark_real_size.py            # both (15 min on 2 busy cores)
+    python tools/analysis_tools/benchmark.py --real-size          # the same
+    python tools/analysis_tools/benchmark_real_size.py --skip-6b  # InternViT-300M only (10 min)
 
 InternViT-300M-448px at 504 px, fp32, batch 1:
   * forward images/s (plain eval forward);
@@ -42,9 +42,10 @@ from typing import Dict, List, Tuple
 
 import torch
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: common.py
+import benchmark  # noqa: E402  (beside this file: its workers measure the 300M model)
+from common import REPO_ROOT  # noqa: E402
+from report import fmt_rate, markdown_table, paired_ratio, write_json  # noqa: E402
 
 PROBE_CONFIG = osp.join(REPO_ROOT, 'configs', 'internvit',
                         'linear_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504.py')
@@ -333,8 +334,7 @@ def fmt_mm(d: Dict[str, float], scale: float = 1.0, unit: str = 's', digits: int
 
 
 def measure_300m(args) -> Tuple[dict, list]:
-    """tools/benchmark.py's workers at the 300M preset's own sizes."""
-    import benchmark
+    """benchmark.py's workers at the 300M preset's own sizes."""
     bargs = benchmark.parse_args(['--arch', 'internvit-300m-448px', '--full-size',
                                   '--img-size', str(args.img_size), '--batch', '1',
                                   '--repeats', str(args.repeats)])
@@ -342,7 +342,7 @@ def measure_300m(args) -> Tuple[dict, list]:
     fwd = benchmark.run_worker('forward', bargs, impls=['sdpa'])
     res['forward'] = fwd
     rows.append((f'300M forward, fp32, batch 1, {args.img_size} px',
-                 benchmark.fmt_rate(fwd['times']['sdpa'], 1),
+                 fmt_rate(fwd['times']['sdpa'], 1),
                  f"{fmt_mm(min_median(fwd['times']['sdpa']))} per image", ''))
     kinds = ['train:full:opt', 'train:full:opt:cp']
     speed = benchmark.run_worker('train', bargs, kinds=kinds)['times']
@@ -353,7 +353,7 @@ def measure_300m(args) -> Tuple[dict, list]:
                      fmt_mm(min_median(speed[kind])),
                      f"peak {mem['peak_bytes'] / GIB:.2f} GiB over the model (activations "
                      f"{mem['activation_bytes'] / GIB:.2f} GiB)", ''))
-    ratio = benchmark.paired_ratio(speed['train:full:opt:cp'], speed['train:full:opt'])
+    ratio = paired_ratio(speed['train:full:opt:cp'], speed['train:full:opt'])
     res['cp_time_ratio'] = ratio
     res['cp_memory_ratio'] = (res['train:full:opt:cp']['peak_bytes'] /
                               res['train:full:opt']['peak_bytes'])
@@ -410,7 +410,6 @@ def main(argv=None):
         fn, spec = args.worker
         print(json.dumps(globals()[fn](json.loads(spec))))
         return None
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # benchmark.py beside this
     import platform
     print(f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
           f'{available_bytes() / GIB:.1f} GiB available | torch {torch.__version__}, '
@@ -424,12 +423,10 @@ def main(argv=None):
         r, new = measure_6b(args)
         res['6b'] = r
         rows += new
-    import benchmark
     print()
-    print('\n'.join(benchmark.markdown_table(rows, ('measurement', 'figure', 'detail',
-                                                    'bound'))))
+    print('\n'.join(markdown_table(rows, ('measurement', 'figure', 'detail', 'bound'))))
     if args.json:
-        benchmark.write_json(args.json, res)
+        write_json(args.json, res)
     return res
 
 

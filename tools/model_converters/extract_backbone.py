@@ -1,6 +1,7 @@
 """Save the InternViT backbone of a trained model as a plain safetensors file.
 
-    python tools/extract_backbone.py work_dirs/<run>/iter_80000.pth backbone.safetensors
+    python tools/model_converters/extract_backbone.py work_dirs/<run>/iter_80000.pth \\
+        backbone.safetensors
 
 The result loads anywhere with ``init_cfg=dict(type='Pretrained',
 checkpoint='backbone.safetensors')``, through the same strict loader as the released
@@ -11,8 +12,10 @@ holds tensors only, so it can be shared and loaded safely.
 import argparse
 import os
 import os.path as osp
+import sys
 
-from common import quiet_known_warnings
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: common.py
+from common import quiet_known_warnings  # noqa: E402
 
 
 def main(argv=None):

@@ -3,17 +3,21 @@
 The model is built on PyTorch's meta device, so even the 6B backbone costs no memory
 and no time to initialise; shapes come from a forward pass on meta tensors.
 
-    python tools/model_info.py internvit-6b-224px
-    python tools/model_info.py internvit-300m-448px --input-size 504
-    python tools/model_info.py configs/<...>.py --cfg-options model.backbone.frozen=False
+    python tools/analysis_tools/model_info.py internvit-6b-224px
+    python tools/analysis_tools/model_info.py internvit-300m-448px --input-size 504
+    python tools/analysis_tools/model_info.py configs/<...>.py \\
+        --cfg-options model.backbone.frozen=False
 """
 import argparse
+import os.path as osp
+import sys
 import time
 
 import torch
 from mmengine.config import DictAction
 
-from common import load_config, quiet_known_warnings
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: common.py
+from common import load_config, quiet_known_warnings  # noqa: E402
 
 
 def parse_args(argv=None):

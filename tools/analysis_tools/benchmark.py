@@ -1,10 +1,10 @@
 """Speed and memory of the InternViT backbone, each figure next to its comparison.
 
-    python tools/benchmark.py                                  # CPU, width 768 / depth 12 @ 448
-    python tools/benchmark.py --arch internvit-6b-224px --img-size 504 --batch 1 \\
-        --device cuda --dtype bfloat16 --full-size --skip-mmseg  # a GPU, real 6B sizes
-    python tools/benchmark.py --real-size                      # full-size models on this CPU
-                                                               # (tools/benchmark_real_size.py)
+    python tools/analysis_tools/benchmark.py              # CPU, width 768 / depth 12 @ 448
+    python tools/analysis_tools/benchmark.py --arch internvit-6b-224px --img-size 504 \\
+        --batch 1 --device cuda --dtype bfloat16 --full-size --skip-mmseg  # a GPU, 6B sizes
+    python tools/analysis_tools/benchmark.py --real-size  # full-size models on this CPU
+                                        # (runs tools/analysis_tools/benchmark_real_size.py)
 
 Measured side by side in one run:
   * forward throughput: SDPA vs the plain reference attention (vs flash-attn on CUDA);
@@ -44,7 +44,8 @@ How the figures are made (the same for every measurement):
 Adding a measurement: write a worker (``def my_worker(args, spec) -> dict``, returning
 ``times`` lists of seconds per variant, all measured interleaved in that one call) and
 register it in ``WORKERS``; in :func:`main`, run it with :func:`run_worker` and make its
-rows with :func:`summary` / :func:`paired_ratio`, as the sections there do.
+rows with ``report``'s :func:`summary` / :func:`paired_ratio` (report.py, beside this
+file, which benchmark_real_size.py and gpu_check.py share), as the sections there do.
 """
 import argparse
 import json
@@ -53,7 +54,6 @@ import os
 import os.path as osp
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -61,7 +61,18 @@ from typing import Callable, Dict, List
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: common.py
+import common  # noqa: E402, F401  (puts the repository on sys.path)
+from report import (  # noqa: E402
+    fmt_rate,
+    fmt_ratio,
+    fmt_times,
+    gib,
+    markdown_table,
+    paired_ratio,
+    summary,
+    write_json,
+)
 
 
 def parse_args(argv=None):
@@ -90,8 +101,8 @@ def parse_args(argv=None):
     p.add_argument('--slide-batch-size', type=int, default=4,
                    help='test_cfg.slide_batch_size of the batched path')
     p.add_argument('--real-size', action='store_true',
-                   help='run tools/benchmark_real_size.py (full-size 300M and 6B on this '
-                   'machine) with the remaining arguments')
+                   help='run benchmark_real_size.py beside this file (full-size 300M and 6B '
+                   'on this machine) with the remaining arguments')
     p.add_argument('--json', help='also write the figures to this file')
     p.add_argument('--adapter', action='store_true',
                    help='only the InternViTAdapter vs plain ViT + Feature2Pyramid '
@@ -214,16 +225,6 @@ def interleaved(fns: Dict[str, Callable], device: str, repeats: int,
         for name in names[k:] + names[:k]:
             times[name].append(timed(fns[name], device))
     return times
-
-
-def summary(values: List[float]) -> Dict[str, float]:
-    return dict(min=min(values), median=statistics.median(values), max=max(values),
-                n=len(values))
-
-
-def paired_ratio(num: List[float], den: List[float]) -> Dict[str, float]:
-    """min / median of num[i] / den[i]: each ratio from one repeat's adjacent runs."""
-    return summary([a / b if b else float('nan') for a, b in zip(num, den)])
 
 
 # ----------------------------------------------------------------------------- memory
@@ -573,52 +574,26 @@ def fraction_of_limit(fwd: dict):
     return lin, limit, achieved, frac, flag
 
 
-def gib(n):
-    return f'{n / 2**30:.2f} GiB'
-
-
-def fmt_times(values: List[float]) -> str:
-    s = summary(values)
-    return f"{s['min'] * 1e3:.0f} / {s['median'] * 1e3:.0f} ms"
-
-
-def fmt_rate(times: List[float], images: int) -> str:
-    s = summary([images / t for t in times])
-    return f"{s['min']:.2f} / {s['median']:.2f} img/s"
-
-
-def fmt_ratio(r: Dict[str, float], digits: int = 2) -> str:
-    return f"{r['min']:.{digits}f}x / {r['median']:.{digits}f}x"
-
-
-def markdown_table(rows, head) -> list:
-    """The lines of a Markdown table with padded columns (also used by
-    benchmark_real_size.py and gpu_check.py)."""
-    w = [max(len(r[i]) for r in list(rows) + [head]) for i in range(len(head))]
-    return (['| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(head)) + ' |',
-             '|' + '|'.join('-' * (n + 2) for n in w) + '|'] +
-            ['| ' + ' | '.join(f'{c:<{w[i]}}' for i, c in enumerate(r)) + ' |'
-             for r in rows])
-
-
 def print_table(rows) -> None:
     print()
     print('\n'.join(markdown_table(rows, ('measurement', 'figure (min / median)',
                                           'comparison (min / median)', 'target'))))
 
 
-def write_json(path, res) -> None:
-    """``--json``: the results, in a folder made if needed."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(res, f, indent=1)
+def run_real_size(argv) -> None:
+    """``--real-size``: run benchmark_real_size.py (beside this file) with ``argv``, and
+    exit with its status if it fails. It is run, not imported: it builds on this file's
+    workers, and this file does not import it back."""
+    real_size = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_real_size.py')
+    code = subprocess.run([sys.executable, real_size, *argv]).returncode
+    if code:
+        raise SystemExit(code)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if '--real-size' in argv:
-        import benchmark_real_size  # beside this file
-        return benchmark_real_size.main([a for a in argv if a != '--real-size'])
+        return run_real_size([a for a in argv if a != '--real-size'])
     args = parse_args(argv)
     if args.worker:
         job = json.loads(args.worker)

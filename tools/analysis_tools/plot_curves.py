@@ -1,6 +1,6 @@
 """Plot the training loss and the validation metric of a run into a PNG.
 
-    python tools/plot_curves.py WORK_DIR [--out curves.png] [--metric mIoU]
+    python tools/analysis_tools/plot_curves.py WORK_DIR [--out curves.png] [--metric mIoU]
 
 Reads the ``scalars.json`` that mmengine's LocalVisBackend writes under
 ``WORK_DIR/<timestamp>/vis_data/`` (the newest run in the work dir).

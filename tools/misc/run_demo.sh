@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The embedded demos (`make demo` / `make demo-det` run the set-up first).
-#   bash tools/run_demo.sh        segmentation: ADE20K layout, tiny InternViT UperNet
-#   bash tools/run_demo.sh det    detection: COCO layout, tiny InternViT Mask R-CNN that
-#                                 starts from the segmentation demo's backbone (trained
-#                                 first when work_dirs/demo_ade20k has no checkpoint)
-#   bash tools/run_demo.sh adapter  adapter tuning: the segmentation demo's backbone
-#                                 frozen, a ViT-Adapter + UperNet trained on the same
-#                                 photographs (the segmentation demo runs first if needed)
+#   bash tools/misc/run_demo.sh        segmentation: ADE20K layout, tiny InternViT UperNet
+#   bash tools/misc/run_demo.sh det    detection: COCO layout, tiny InternViT Mask R-CNN
+#                                      that starts from the segmentation demo's backbone
+#                                      (trained first when work_dirs/demo_ade20k has no
+#                                      checkpoint)
+#   bash tools/misc/run_demo.sh adapter  adapter tuning: the segmentation demo's backbone
+#                                      frozen, a ViT-Adapter + UperNet trained on the same
+#                                      photographs (the segmentation demo runs first if
+#                                      needed)
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PY=${PY:-.venv/bin/python}
 TASK=${1:-seg}
 SEG_CONFIG=configs/demo/upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py
@@ -20,11 +22,11 @@ ADAPTER_DIR=work_dirs/demo_adapter
 
 run_seg() {
     rm -rf "$SEG_DIR"
-    "$PY" tools/prepare_demo_data.py --task seg
+    "$PY" tools/dataset_converters/prepare_demo_data.py --task seg
     "$PY" tools/train.py "$SEG_CONFIG" --work-dir "$SEG_DIR"
     "$PY" tools/test.py "$SEG_CONFIG" "$(cat "$SEG_DIR/last_checkpoint")" \
         --work-dir "$SEG_DIR/test" --show-dir "$SEG_DIR/overlays"
-    "$PY" tools/plot_curves.py "$SEG_DIR"
+    "$PY" tools/analysis_tools/plot_curves.py "$SEG_DIR"
     echo
     grep -h "mIoU before training" "$SEG_DIR"/*/*.log | sed 's/.*INFO - /demo: /'
     echo "demo: overlays (ground truth | prediction) in $SEG_DIR/overlays/vis_data/vis_image/"
@@ -33,14 +35,14 @@ run_seg() {
 
 run_det() {
     [ -f "$SEG_DIR/last_checkpoint" ] || run_seg
-    "$PY" tools/extract_backbone.py "$(cat "$SEG_DIR/last_checkpoint")" \
+    "$PY" tools/model_converters/extract_backbone.py "$(cat "$SEG_DIR/last_checkpoint")" \
         "$SEG_DIR/backbone.safetensors"
     rm -rf "$DET_DIR"
-    "$PY" tools/prepare_demo_data.py --task det
+    "$PY" tools/dataset_converters/prepare_demo_data.py --task det
     "$PY" tools/train.py "$DET_CONFIG" --work-dir "$DET_DIR"
     "$PY" tools/test.py "$DET_CONFIG" "$(cat "$DET_DIR/last_checkpoint")" \
         --work-dir "$DET_DIR/test" --show-dir "$DET_DIR/drawn"
-    "$PY" tools/plot_curves.py "$DET_DIR" --metric coco/bbox_mAP
+    "$PY" tools/analysis_tools/plot_curves.py "$DET_DIR" --metric coco/bbox_mAP
     echo
     grep -h "mAP before training" "$DET_DIR"/*/*.log | sed 's/.*INFO - /demo: /'
     echo "demo: predicted boxes and masks in $DET_DIR/drawn/"
@@ -49,13 +51,13 @@ run_det() {
 
 run_adapter() {
     [ -f "$SEG_DIR/last_checkpoint" ] || run_seg
-    "$PY" tools/extract_backbone.py "$(cat "$SEG_DIR/last_checkpoint")" \
+    "$PY" tools/model_converters/extract_backbone.py "$(cat "$SEG_DIR/last_checkpoint")" \
         "$SEG_DIR/backbone.safetensors"
     rm -rf "$ADAPTER_DIR"
     "$PY" tools/train.py "$ADAPTER_CONFIG" --work-dir "$ADAPTER_DIR"
     "$PY" tools/test.py "$ADAPTER_CONFIG" "$(cat "$ADAPTER_DIR/last_checkpoint")" \
         --work-dir "$ADAPTER_DIR/test" --show-dir "$ADAPTER_DIR/overlays"
-    "$PY" tools/plot_curves.py "$ADAPTER_DIR"
+    "$PY" tools/analysis_tools/plot_curves.py "$ADAPTER_DIR"
     echo
     grep -h "mIoU before training" "$ADAPTER_DIR"/*/*.log | sed 's/.*INFO - /demo: /'
     echo "demo: overlays (ground truth | prediction) in $ADAPTER_DIR/overlays/vis_data/vis_image/"

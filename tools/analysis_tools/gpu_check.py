@@ -7,7 +7,7 @@ the phases are:
   * InternViT-6B-224px at 504 px in bf16: forward images/s, SDPA vs the reference
     attention path (vs flash-attn when importable), MFU against the GPU's bf16 dense
     peak (datasheet) and against a bf16 matmul measured here, and the fraction of the
-    forward's own linears run alone (tools/benchmark.py's practical limit);
+    forward's own linears run alone (benchmark.py's practical limit);
   * peak GPU memory and time of a frozen linear-probe training step at batch 2 (bf16
     frozen backbone, BN + 1x1-conv head, AdamW);
   * a 300M full-tuning step with AMP bf16 and gradient checkpointing at batch 2 (and
@@ -24,7 +24,7 @@ the phases are:
 
 ``--cpu`` runs the same code at tiny sizes on the CPU (no AMP optimizer wrapper, which
 mmengine allows on CUDA only): the fallback that CI and tests/test_gpu_check.py run.
-Every time is min / median over the repeats (tools/benchmark.py's interleaved workers).
+Every time is min / median over the repeats (benchmark.py's interleaved workers).
 A measurement that fails is reported as FAILED with its error; the others still run,
 and the exit status is 1.
 """
@@ -44,13 +44,12 @@ import traceback
 
 import torch
 
-TOOLS = osp.dirname(osp.abspath(__file__))
-REPO_ROOT = osp.dirname(TOOLS)
-for path in (TOOLS, REPO_ROOT):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, TOOLS)  # tools/: common.py
 
-import benchmark  # noqa: E402  (tools/benchmark.py, beside this file)
+import benchmark  # noqa: E402  (beside this file: the measurements' workers)
+import report  # noqa: E402  (beside this file: how the figures are told)
+from common import REPO_ROOT  # noqa: E402
 
 GIB = 2**30
 # Dense bf16 tensor-core peaks (no sparsity), from NVIDIA's datasheets.
@@ -82,7 +81,7 @@ def parse_args(argv=None):
 
 # ----------------------------------------------------------------------------- sizes
 def bench_args(opts, arch: str, img: int, batch: int, dtype: str = 'bfloat16'):
-    """tools/benchmark.py arguments for one measurement: the preset's real sizes on a
+    """benchmark.py arguments for one measurement: the preset's real sizes on a
     GPU, the tiny stand-in on the CPU (same code path)."""
     argv = ['--arch', arch, '--batch', str(batch), '--dtype', dtype,
             '--repeats', str(opts.repeats), '--skip-mmseg']
@@ -132,20 +131,20 @@ def check_forward(opts, res, rows):
     peak = None if opts.cpu else bf16_peak(name)
     res.update(matmul_bf16_flops_per_s=mm, datasheet_bf16_peak=peak)
     for impl in impls:
-        s = benchmark.summary([fwd['forward_flops'] / x for x in t[impl]])
+        s = report.summary([fwd['forward_flops'] / x for x in t[impl]])
         rate = [s['min'], s['median']]  # FLOP/s of the slowest and the median run
         res[f'mfu_{impl}'] = dict(datasheet=[r / peak for r in rate] if peak else None,
                                   measured_matmul=[r / mm for r in rate])
         mfu = (f"MFU {100 * rate[0] / peak:.0f}% / {100 * rate[1] / peak:.0f}% of "
                f"{peak / 1e12:.0f} TFLOP/s; " if peak else '')
         rows.append((f'6B forward bf16, batch {args.batch}, {impl}',
-                     benchmark.fmt_rate(t[impl], args.batch),
+                     report.fmt_rate(t[impl], args.batch),
                      mfu + f"{100 * rate[0] / mm:.0f}% / {100 * rate[1] / mm:.0f}% of "
                      f"a bf16 matmul ({fmt_flops(mm)} here)"))
     for impl in impls[1:]:
-        r = benchmark.paired_ratio(t[impl], t['sdpa'])
+        r = report.paired_ratio(t[impl], t['sdpa'])
         res[f'speedup_vs_{impl}'] = r
-        rows.append((f'6B forward: SDPA vs {impl}', benchmark.fmt_ratio(r), 'faster'))
+        rows.append((f'6B forward: SDPA vs {impl}', report.fmt_ratio(r), 'faster'))
     lin, limit, achieved, frac, flag = benchmark.fraction_of_limit(fwd)
     res['fraction_of_linears'] = frac
     rows.append(('6B forward vs its linears alone',
@@ -159,7 +158,7 @@ def check_steps(opts, res, rows, arch, img, kinds, label):
     for kind in kinds:
         mem = benchmark.run_worker('memory', args, kind=kind)
         res[f'{label}:{kind}'] = dict(mem, times=speed[kind])
-        rows.append((f'{label} {kind}, batch 2', benchmark.fmt_times(speed[kind]),
+        rows.append((f'{label} {kind}, batch 2', report.fmt_times(speed[kind]),
                      f"peak {mem['peak_bytes'] / GIB:.2f} GiB over the model, "
                      f"{mem['peak_total_bytes'] / GIB:.2f} GiB in all"))
 
@@ -274,7 +273,7 @@ def check_seg_step(opts, res, rows, key):
         repeats=opts.repeats, tiny=opts.cpu))
     res[f'seg_step:{key}'] = out
     finite = all(math.isfinite(v) for v in out['losses'])
-    rows.append((f'{key} config step, batch 2', benchmark.fmt_times(out['times']),
+    rows.append((f'{key} config step, batch 2', report.fmt_times(out['times']),
                  f"peak {out['peak_bytes'] / GIB:.2f} GiB over the model, "
                  f"{out['peak_total_bytes'] / GIB:.2f} GiB in all; "
                  f"{out['trainable'] / 1e6:.2f}M of {out['total'] / 1e6:.1f}M trained; "
@@ -288,12 +287,12 @@ def check_slide(opts, res, rows):
     args = bench_args(opts, 'internvit-6b-224px', 504, 1)
     width = 100 if opts.cpu else 896
     sl = benchmark.run_worker('slide', args, width=width, slide_batch_size=4)
-    r = benchmark.paired_ratio(sl['times']['mmseg'], sl['times']['batched'])
+    r = report.paired_ratio(sl['times']['mmseg'], sl['times']['batched'])
     res['slide'] = dict(sl, speedup=r)
     rows.append((f"6B slide inference, {sl['crop']}x{width}, {sl['windows']} windows",
-                 f"batched {benchmark.fmt_times(sl['times']['batched'])}, mmseg "
-                 f"{benchmark.fmt_times(sl['times']['mmseg'])}",
-                 f"{benchmark.fmt_ratio(r)} mmseg's speed; max |diff| "
+                 f"batched {report.fmt_times(sl['times']['batched'])}, mmseg "
+                 f"{report.fmt_times(sl['times']['mmseg'])}",
+                 f"{report.fmt_ratio(r)} mmseg's speed; max |diff| "
                  f"{sl['max_abs_diff']:.1e}"))
 
 
@@ -309,9 +308,9 @@ def check_train_smoke(opts, res, rows):
 
 def _train_smoke(opts, res, rows, work):
     data = osp.join(work, 'demo_ade20k')
-    run = subprocess.run([sys.executable, osp.join(TOOLS, 'prepare_demo_data.py'),
-                          '--task', 'seg', '--out', data, '--min-images', '1'],
-                         capture_output=True, text=True)
+    prepare = osp.join(TOOLS, 'dataset_converters', 'prepare_demo_data.py')
+    run = subprocess.run([sys.executable, prepare, '--task', 'seg', '--out', data,
+                          '--min-images', '1'], capture_output=True, text=True)
     if run.returncode:
         raise RuntimeError(f'prepare_demo_data failed:\n{run.stderr[-2000:]}')
     root = osp.join(data, 'ADEChallengeData2016')
@@ -400,7 +399,7 @@ def main(argv=None):
     if opts.cpu:  # the stand-ins are tiny: say so in every row
         rows = [(r[0].replace('6B', 'tiny 6B-family').replace('300M', 'tiny 300M-family'),
                  *r[1:]) for r in rows]
-    lines = [head, ''] + benchmark.markdown_table(rows, ('measurement', 'figure', 'detail'))
+    lines = [head, ''] + report.markdown_table(rows, ('measurement', 'figure', 'detail'))
     print('\n'.join(lines))
     tag = '_'.join(phases) + ('_cpu' if opts.cpu else '')
     with open(osp.join(opts.out, f'gpu_check_{tag}.json'), 'w') as f:
