@@ -1,14 +1,14 @@
 # Copyright (c) internvit-dense contributors. Licensed under the MIT License.
 """Reading released InternViT checkpoints into :class:`InternViT`.
 
-All outside key layouts are converted in one place (:func:`convert_key`):
+The outside key layouts are mapped in one place (:mod:`.layouts`):
 
 * Hugging Face ``InternVisionModel`` (``embeddings.*``, ``encoder.layers.{i}.*``), as a
   directory or a file, safetensors or ``.bin``, sharded with an ``*.index.json`` or not,
   and with the ``vision_model.`` prefix of InternVL chat checkpoints;
 * the older mmseg-0.x ``.pth`` files of the InternVL authors (weights under ``module``,
   ``cls_token`` / ``pos_embed`` / ``patch_embed.proj`` / ``blocks.{i}`` / ``ls1.gamma``);
-* this package's own names, as written by ``tools/extract_backbone.py``;
+* this package's own names, as written by ``tools/model_converters/extract_backbone.py``;
 * a Hugging Face model id (``OpenGVLab/InternViT-6B-224px``), resolved through the local
   hub cache or the hub (:mod:`.hub`).
 
@@ -29,9 +29,12 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
-HF_FILES = ('model.safetensors.index.json', 'model.safetensors',
-            'pytorch_model.bin.index.json', 'pytorch_model.bin')
-CHAT_PREFIX = 'vision_model.'
+from .hub import looks_like_hub_id, resolve_hub_checkpoint
+from .layouts import HF_FILES, convert_key, select_vision_keys, unconverted_hint
+
+__all__ = ['CheckpointMismatchError', 'CheckpointReader', 'load_pretrained_into',
+           'resize_pos_embed_grid', 'resize_patch_kernel', 'convert_key',
+           'select_vision_keys', 'summarize_keys']
 _WRAPPER_KEYS = ('module', 'state_dict', 'model')
 _ST_DTYPES = {'BF16': torch.bfloat16, 'F16': torch.float16, 'F32': torch.float32,
               'F64': torch.float64}
@@ -57,7 +60,6 @@ class CheckpointReader:
             self._set_eager(CheckpointLoader.load_checkpoint(path, map_location='cpu'))
             return
         if not osp.exists(path):
-            from .hub import looks_like_hub_id, resolve_hub_checkpoint
             if not looks_like_hub_id(path):
                 raise FileNotFoundError(f'InternViT checkpoint not found: {path}')
             path = resolve_hub_checkpoint(path)
@@ -193,47 +195,6 @@ def _torch_load(path: str):
         raise ValueError(f'cannot read checkpoint file {path}: {exc}') from exc
 
 
-# --------------------------------------------------------------------------- key layout
-_HF_RULES = [
-    (re.compile(r'^embeddings\.class_embedding$'), 'cls_token'),
-    (re.compile(r'^embeddings\.position_embedding$'), 'pos_embed'),
-    (re.compile(r'^embeddings\.patch_embedding\.(weight|bias)$'), r'patch_embed.\1'),
-    (re.compile(r'^encoder\.layers\.(\d+)\.(.+)$'), r'blocks.\1.\2'),
-]
-_OLD_RULES = [  # and this package's own names (tools/extract_backbone.py)
-    (re.compile(r'^(cls_token|pos_embed)$'), r'\1'),
-    (re.compile(r'^patch_embed\.(proj\.)?(weight|bias)$'), r'patch_embed.\2'),
-    (re.compile(r'^blocks\.(\d+)\.(ls[12])\.gamma$'), r'blocks.\1.\2'),
-    (re.compile(r'^blocks\.(\d+)\.(.+)$'), r'blocks.\1.\2'),
-]
-
-
-def convert_key(key: str) -> Optional[str]:
-    """Map a released-layout key to this package's parameter name; ``None`` for keys
-    that belong to no vision-encoder layout (projectors, language models, ...)."""
-    for pattern, repl in _HF_RULES + _OLD_RULES:
-        if pattern.match(key):
-            return pattern.sub(repl, key)
-    return None
-
-
-def select_vision_keys(keys: Iterable[str],
-                       prefix: Optional[str] = 'auto') -> Tuple[Dict[str, str], List[str]]:
-    """Split checkpoint keys into ``{our_name: checkpoint_key}`` and non-vision keys."""
-    keys = list(keys)
-    if prefix == 'auto':
-        prefix = CHAT_PREFIX if any(k.startswith(CHAT_PREFIX) for k in keys) else ''
-    prefix = prefix or ''
-    mapping, extra = {}, []
-    for key in keys:
-        name = convert_key(key[len(prefix):]) if key.startswith(prefix) else None
-        if name is None:
-            extra.append(key)
-        else:
-            mapping[name] = key
-    return mapping, extra
-
-
 # --------------------------------------------------------------------------- adapting
 def resize_pos_embed_grid(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
                           dst_grid: Tuple[int, int]) -> torch.Tensor:
@@ -249,13 +210,21 @@ def resize_pos_embed_grid(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
     return torch.cat([cls_pos, grid], dim=1)
 
 
-def resize_patch_kernel(weight: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Resize a (C_out, C_in, k, k) patch-embedding kernel by pseudo-inverse resizing
-    (FlexiViT, Beyer et al. 2023): the new kernel applied to a bilinearly resized patch
-    gives the same response as the old kernel on the original patch."""
+def resize_patch_kernel(weight: torch.Tensor, size: Tuple[int, int],
+                        method: str = 'pinv') -> torch.Tensor:
+    """Resize a (C_out, C_in, k, k) patch-embedding kernel.
+
+    ``'pinv'``: pseudo-inverse resizing (FlexiViT, Beyer et al. 2023): the new kernel
+    applied to a bilinearly resized patch gives the same response as the old kernel
+    on the original patch. ``'bicubic'``: ``F.interpolate(mode='bicubic',
+    align_corners=False)`` of the kernel as an image (computed in fp32), the InternVL
+    authors' 14 -> 16 conversion."""
     old = tuple(weight.shape[-2:])
     if old == tuple(size):
         return weight
+    if method == 'bicubic':
+        return F.interpolate(weight.float(), size=tuple(size), mode='bicubic',
+                             align_corners=False).to(weight.dtype)
     n_old, n_new = old[0] * old[1], size[0] * size[1]
     basis = torch.eye(n_old, dtype=torch.float64).reshape(n_old, 1, *old)
     resize = F.interpolate(basis, size=size, mode='bilinear', align_corners=False)
@@ -276,7 +245,9 @@ def _grid_of(num_tokens: int, name: str, path: str) -> Tuple[int, int]:
 def load_pretrained_into(model,
                          checkpoint: str,
                          prefix: Optional[str] = 'auto',
-                         ignore_extra_keys: bool = False) -> None:
+                         ignore_extra_keys: bool = False,
+                         truncate_blocks: bool = False,
+                         patch_resize: str = 'pinv') -> None:
     """Load released InternViT weights into ``model`` strictly.
 
     Every parameter must be found with a matching shape (after resizing the position
@@ -284,16 +255,53 @@ def load_pretrained_into(model,
     missing keys, unexpected keys and shape mismatches. Keys outside any vision layout
     (e.g. the projector or language model of InternVL checkpoints) are errors too,
     unless ``ignore_extra_keys=True`` turns them into a logged warning.
+
+    ``truncate_blocks=True`` loads the first ``model.num_layers`` blocks of a deeper
+    checkpoint and logs which blocks were left out: the InternVL authors' dense runs of
+    InternViT-6B-448px-V1-0 (48 blocks) built 45 blocks and loaded the file with
+    ``strict=False``, silently using its first 45; here that is a stated, logged choice.
+    Without it, the extra blocks are unexpected keys (an error).
+
+    ``patch_resize`` is how a patch-embedding kernel of another size (14 -> 16 for the
+    patch-16 recipes) is resized: ``'pinv'``, FlexiViT's pseudo-inverse resize (a
+    patch resized with the image gives the same embedding), or ``'bicubic'``, plain
+    bicubic interpolation of the kernel, what the InternVL authors' detection / PIIP /
+    adapter code does when it loads the 14-px weights. A model without a class token
+    (``with_cls_token=False``) skips the checkpoint's, with a log line.
     """
+    if patch_resize not in ('pinv', 'bicubic'):
+        raise ValueError(f"patch_resize must be 'pinv' or 'bicubic', got {patch_resize!r}")
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"init_cfg 'checkpoint' must be a path, got {checkpoint!r}")
+    if not isinstance(truncate_blocks, bool):
+        raise TypeError(f'truncate_blocks must be True or False, got {truncate_blocks!r}')
     path = os.fspath(checkpoint)
     reader = CheckpointReader(path)
     mapping, extra = select_vision_keys(reader.keys(), prefix)
     if not mapping:
+        hint = unconverted_hint(reader.keys())
+        hint = (f"; {hint}, or load its backbone with prefix='backbone.' and "
+                'ignore_extra_keys=True') if hint else ''
         raise CheckpointMismatchError(
             f'no InternViT weights found in {path} (prefix={prefix!r}); first keys: '
-            f'{reader.keys()[:5]}')
+            f'{reader.keys()[:5]}{hint}')
+    if getattr(model, 'cls_token', None) is None and 'cls_token' in mapping:
+        print_log(f'InternViT: the model has no class token (with_cls_token=False); '
+                  f'{mapping.pop("cls_token")} of {path} is not used', logger='current')
+    depth = _block_count(mapping)
+    if depth > model.num_layers and truncate_blocks:
+        dropped = [n for n in mapping if _block_of(n) >= model.num_layers]
+        for name in dropped:
+            del mapping[name]
+        print_log(f'InternViT: {path} has {depth} blocks and the model {model.num_layers}; '
+                  f'loading blocks 0-{model.num_layers - 1} and leaving blocks '
+                  f'{model.num_layers}-{depth - 1} out (truncate_blocks=True, '
+                  f'{len(dropped)} tensors not loaded)', logger='current',
+                  level=30)  # logging.WARNING: the model is not the whole checkpoint
+    elif truncate_blocks and depth <= model.num_layers:
+        print_log(f'InternViT: truncate_blocks=True, but {path} has {depth} blocks, no '
+                  f'more than the model\'s {model.num_layers}: nothing is left out',
+                  logger='current')
     targets = model.state_dict()
     missing = sorted(set(targets) - set(mapping))
     unexpected = sorted(set(mapping) - set(targets))
@@ -310,9 +318,10 @@ def load_pretrained_into(model,
         elif name == 'patch_embed.weight' and tensor.dim() == 4 \
                 and tensor.shape[:2] == target.shape[:2] and tensor.shape != target.shape:
             old = tuple(tensor.shape[-2:])
-            tensor = resize_patch_kernel(tensor, tuple(target.shape[-2:]))
+            tensor = resize_patch_kernel(tensor, tuple(target.shape[-2:]), patch_resize)
             print_log(f'InternViT: resized patch-embedding kernel from {old} to '
-                      f'{tuple(target.shape[-2:])} (pseudo-inverse resize)',
+                      f'{tuple(target.shape[-2:])} ('
+                      f'{"pseudo-inverse" if patch_resize == "pinv" else "bicubic"} resize)',
                       logger='current')
         if tensor.shape != target.shape:
             mismatched.append(f'{name} ({mapping[name]}): checkpoint '
@@ -327,6 +336,12 @@ def load_pretrained_into(model,
     if unexpected:
         problems.append(f'unexpected keys ({len(unexpected)}): '
                         f'{summarize_keys(mapping[k] for k in unexpected)}')
+        if depth > model.num_layers:
+            problems.append(
+                f'the checkpoint has {depth} blocks and the model {model.num_layers}: '
+                f'load the matching preset, or set truncate_blocks=True in init_cfg to '
+                f'use its first {model.num_layers} blocks (as the InternVL authors\' '
+                'V1-0 dense configs did)')
     if mismatched:
         problems.append(f'shape mismatches ({len(mismatched)}): ' +
                         '; '.join(mismatched[:10]) +
@@ -355,6 +370,19 @@ def load_pretrained_into(model,
                 targets[name].copy_(tensor)
     reader.close()
     print_log(f'InternViT: loaded {count} tensors from {path}', logger='current')
+
+
+_BLOCK = re.compile(r'^blocks\.(\d+)\.')
+
+
+def _block_of(name: str) -> int:
+    """Block index of one of our parameter names; -1 outside the blocks."""
+    m = _BLOCK.match(name)
+    return int(m.group(1)) if m else -1
+
+
+def _block_count(mapping: Dict[str, str]) -> int:
+    return 1 + max((_block_of(n) for n in mapping), default=-1)
 
 
 def describe(model) -> str:

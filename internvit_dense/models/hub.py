@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from mmengine.logging import print_log
 
-from .checkpoint import HF_FILES, select_vision_keys
+from .layouts import HF_FILES, select_vision_keys
 
 _REPO_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$')
 

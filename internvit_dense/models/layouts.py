@@ -1,0 +1,130 @@
+# Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+"""The key layouts of the checkpoints users bring, and how each maps onto ours.
+
+Backbone files (read by :func:`~internvit_dense.models.checkpoint.load_pretrained_into`):
+
+* Hugging Face ``InternVisionModel`` (``embeddings.*``, ``encoder.layers.{i}.*``),
+  with the ``vision_model.`` prefix inside InternVL chat checkpoints;
+* the InternVL authors' mmseg-0.x backbone files (``cls_token``, ``pos_embed``,
+  ``patch_embed.proj.*``, ``blocks.{i}.*`` with ``ls1.gamma``), usually under ``module``;
+* this package's own names (``tools/model_converters/extract_backbone.py``).
+
+Whole segmentors trained by the InternVL authors with their mmseg 0.x code (the released
+ADE20K checkpoints of the Hugging Face repo ``OpenGVLab/InternVL``; the configs of
+InternVL ``segmentation/`` and InternVL-MMDetSeg ``mmsegmentation/``):
+:func:`convert_internvl_segmentor` maps them onto this package's mmseg 1.x segmentors, and
+:func:`internvl_segmentor_markers` recognises one that was not converted, so that loading
+it names the converter instead of listing a hundred unexpected keys.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Optional, Tuple
+
+HF_FILES = ('model.safetensors.index.json', 'model.safetensors',
+            'pytorch_model.bin.index.json', 'pytorch_model.bin')
+CHAT_PREFIX = 'vision_model.'
+
+_HF_RULES = [
+    (re.compile(r'^embeddings\.class_embedding$'), 'cls_token'),
+    (re.compile(r'^embeddings\.position_embedding$'), 'pos_embed'),
+    (re.compile(r'^embeddings\.patch_embedding\.(weight|bias)$'), r'patch_embed.\1'),
+    (re.compile(r'^encoder\.layers\.(\d+)\.(.+)$'), r'blocks.\1.\2'),
+]
+_OLD_RULES = [  # and this package's own names (tools/model_converters/extract_backbone.py)
+    (re.compile(r'^(cls_token|pos_embed)$'), r'\1'),
+    (re.compile(r'^patch_embed\.(proj\.)?(weight|bias)$'), r'patch_embed.\2'),
+    (re.compile(r'^blocks\.(\d+)\.(ls[12])\.gamma$'), r'blocks.\1.\2'),
+    (re.compile(r'^blocks\.(\d+)\.(.+)$'), r'blocks.\1.\2'),
+]
+
+CONVERTER = 'tools/model_converters/internvl2mmseg.py'
+
+
+def convert_key(key: str) -> Optional[str]:
+    """Map a released backbone key to this package's parameter name; ``None`` for keys
+    that belong to no vision-encoder layout (projectors, language models, ...)."""
+    for pattern, repl in _HF_RULES + _OLD_RULES:
+        if pattern.match(key):
+            return pattern.sub(repl, key)
+    return None
+
+
+def select_vision_keys(keys: Iterable[str],
+                       prefix: Optional[str] = 'auto') -> Tuple[Dict[str, str], List[str]]:
+    """Split checkpoint keys into ``{our_name: checkpoint_key}`` and non-vision keys."""
+    keys = list(keys)
+    if prefix == 'auto':
+        prefix = CHAT_PREFIX if any(k.startswith(CHAT_PREFIX) for k in keys) else ''
+    prefix = prefix or ''
+    mapping, extra = {}, []
+    for key in keys:
+        name = convert_key(key[len(prefix):]) if key.startswith(prefix) else None
+        if name is None:
+            extra.append(key)
+        else:
+            mapping[name] = key
+    return mapping, extra
+
+
+# --------------------------------------------------------------------------- segmentors
+# The InternVL authors' segmentor (mmseg 0.x) -> ours (mmseg 1.x). Their backbone builds
+# the UperNet pyramid itself (`with_fpn`): up1 = ConvT, channels-first LayerNorm, GELU,
+# ConvT; up2 = ConvT; up3 = identity; up4 = max-pool. Ours is mmseg's Feature2Pyramid
+# neck, whose Sequentials have the same order (upsample_4x.{0,1,3}, upsample_2x.0). Their
+# linear probe is their own FCNHead(num_convs=0, with_norm=True): `norm` (SyncBN) then
+# `conv_seg`; ours is BNLinearHead: `bn` then `conv_seg`. UPerHead and the auxiliary
+# FCNHead keep mmseg's names from 0.x to 1.x.
+_SEGMENTOR_RULES = [
+    (re.compile(r'^backbone\.patch_embed\.proj\.(weight|bias)$'), r'backbone.patch_embed.\1'),
+    (re.compile(r'^backbone\.blocks\.(\d+)\.(ls[12])\.gamma$'), r'backbone.blocks.\1.\2'),
+    (re.compile(r'^backbone\.(cls_token|pos_embed)$'), r'backbone.\1'),
+    (re.compile(r'^backbone\.(blocks\.\d+\..+)$'), r'backbone.\1'),
+    (re.compile(r'^backbone\.up1\.([013])\.(weight|bias)$'), r'neck.upsample_4x.\1.\2'),
+    (re.compile(r'^backbone\.up2\.0\.(weight|bias)$'), r'neck.upsample_2x.0.\1'),
+    (re.compile(r'^decode_head\.norm\.(.+)$'), r'decode_head.bn.\1'),
+    (re.compile(r'^((decode_head|auxiliary_head)\..+)$'), r'\1'),
+]
+# Names that only the InternVL authors' segmentor layout has (ours never does).
+_MARKERS = re.compile(r'^(backbone\.patch_embed\.proj\.|backbone\.blocks\.\d+\.ls[12]\.gamma$'
+                      r'|backbone\.up[1-4]\.|decode_head\.norm\.)')
+
+
+def strip_module_prefix(state: Dict[str, object]) -> Dict[str, object]:
+    """Drop the ``module.`` of a DDP / DeepSpeed wrapper when every key has it."""
+    if state and all(k.startswith('module.') for k in state):
+        return OrderedDict((k[len('module.'):], v) for k, v in state.items())
+    return state
+
+
+def internvl_segmentor_markers(keys: Iterable[str]) -> List[str]:
+    """The keys that only an unconverted InternVL (mmseg 0.x) segmentor has."""
+    return [k for k in keys if _MARKERS.match(k)]
+
+
+def convert_internvl_segmentor(state: Dict[str, object]) -> Tuple['OrderedDict', List[str]]:
+    """Map an InternVL mmseg-0.x segmentor state dict onto this package's segmentors.
+
+    Returns the converted state dict (same tensors, same order) and the keys no rule
+    covers (for instance the final LayerNorms of ``with_final_norm=True``, a setting no
+    published config uses and mmseg's Feature2Pyramid does not have): the caller
+    decides whether those are an error."""
+    converted, unknown = OrderedDict(), []
+    for key, value in strip_module_prefix(state).items():
+        for pattern, repl in _SEGMENTOR_RULES:
+            if pattern.match(key):
+                converted[pattern.sub(repl, key)] = value
+                break
+        else:
+            unknown.append(key)
+    return converted, unknown
+
+
+def unconverted_hint(keys: Iterable[str]) -> str:
+    """A sentence naming the converter when ``keys`` are an unconverted InternVL
+    segmentor's; empty otherwise."""
+    found = internvl_segmentor_markers(keys)
+    if not found:
+        return ''
+    return (f'it is an InternVL (mmseg 0.x) segmentation checkpoint (keys such as '
+            f'{", ".join(found[:3])}): convert it first with `python {CONVERTER} SRC DST` '
+            'and load DST')
