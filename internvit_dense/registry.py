@@ -20,15 +20,16 @@ from .engine import (
     InternViTRunner,
     RecordSubsetHook,
 )
-from .models import InternViT, InternViTAdapter
+from .models import InternViT, InternViTAdapter, LayerNorm2d
 
 
-def _register_once(registry: Registry, cls) -> None:
-    existing = registry.module_dict.get(cls.__name__)
+def _register_once(registry: Registry, cls, name=None) -> None:
+    name = name or cls.__name__
+    existing = registry.module_dict.get(name)
     if existing is None:
-        registry.register_module(module=cls)
+        registry.register_module(name=name, module=cls)
     elif existing is not cls:
-        raise KeyError(f'{cls.__name__} is already registered in {registry.name} '
+        raise KeyError(f'{name} is already registered in {registry.name} '
                        f'(scope {registry.scope}) by another class: {existing}')
 
 
@@ -47,3 +48,5 @@ def register_core(*, models: Registry, hooks: Registry, optim_wrapper_constructo
                               (MODEL_WRAPPERS, (CPUDistributedDataParallel, ))):
         for cls in classes:
             _register_once(registry, cls)
+    # norm_cfg=dict(type='LN2d'): the channels-first LayerNorm of the InternVL pyramid
+    _register_once(models, LayerNorm2d, 'LN2d')

@@ -36,19 +36,11 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from .internvit import InternViT, stage_ends
+from .norms import LayerNorm2d
 
 # The spatial prior module halves the image 5 times; inputs are padded to a multiple
 # of this (and of the patch size) so that every level tiles the same padded image.
 PYRAMID_STRIDE = 32
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW map (the InternVL adapter's output norm)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
-                         self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 def reference_points(shapes: Sequence[Tuple[int, int]], device) -> torch.Tensor:

@@ -31,8 +31,11 @@ except ImportError:  # flash-attn is an extra, not a requirement
 _INTERNVIT_6B = dict(
     embed_dims=3200, num_heads=25, mlp_hidden_dims=12800, qkv_bias=False,
     qk_normalization=True, norm_type='rms', layer_scale_init=0.1, patch_size=14)
+# InternViT-6B-448px-V1-0 (InternVL-Chat-V1-1) keeps all 48 blocks of the 224px model;
+# V1-2 dropped the last 3 and V1-5 / V2-5 inherit that (45 blocks).
 PRESETS: Dict[str, dict] = {
     'internvit-6b-224px': dict(_INTERNVIT_6B, num_layers=48, pretrain_size=224),
+    'internvit-6b-448px-v1-0': dict(_INTERNVIT_6B, num_layers=48, pretrain_size=448),
     'internvit-6b-448px': dict(_INTERNVIT_6B, num_layers=45, pretrain_size=448),
     'internvit-300m-448px': dict(
         embed_dims=1024, num_layers=24, num_heads=16, mlp_hidden_dims=4096,
@@ -43,7 +46,7 @@ PRESETS: Dict[str, dict] = {
 PRESET_ALIASES: Dict[str, str] = {
     '6b-224px': 'internvit-6b-224px',
     '6b-448px': 'internvit-6b-448px',
-    'internvit-6b-448px-v1-0': 'internvit-6b-448px',
+    '6b-448px-v1-0': 'internvit-6b-448px-v1-0',
     'internvit-6b-448px-v1-2': 'internvit-6b-448px',
     'internvit-6b-448px-v1-5': 'internvit-6b-448px',
     'internvit-6b-448px-v2-5': 'internvit-6b-448px',
@@ -65,18 +68,24 @@ _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
 _MKLDNN_LINEAR = getattr(getattr(torch.ops, 'mkldnn', None), '_linear_pointwise', None)
 
 
-def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tensor:
-    """``layer(x)`` (followed by exact GELU if ``gelu``), fused on the CPU when no
-    gradient is needed."""
+MLP_ACTS = ('gelu', 'gelu_tanh')
+
+
+def linear(x: torch.Tensor, layer: nn.Linear, act: Optional[str] = None) -> torch.Tensor:
+    """``layer(x)``, followed by GELU when ``act`` is ``'gelu'`` (exact, erf) or
+    ``'gelu_tanh'`` (the tanh approximation); fused on the CPU when no gradient is
+    needed."""
     if (_MKLDNN_LINEAR is not None and x.device.type == 'cpu'
             and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
             and torch.backends.mkldnn.is_available()
             and not (torch.is_grad_enabled()
                      and (x.requires_grad or layer.weight.requires_grad))):
-        return _MKLDNN_LINEAR(x, layer.weight, layer.bias, 'gelu' if gelu else 'none',
-                              [None], 'none')
+        return _MKLDNN_LINEAR(x, layer.weight, layer.bias, 'gelu' if act else 'none',
+                              [None], 'tanh' if act == 'gelu_tanh' else 'none')
     y = layer(x)
-    return F.gelu(y) if gelu else y
+    if act is None:
+        return y
+    return F.gelu(y, approximate='tanh' if act == 'gelu_tanh' else 'none')
 
 
 def resolve_preset(arch: str) -> dict:
@@ -156,13 +165,15 @@ def use_flash_attn(x: torch.Tensor) -> bool:
 
 class InternMLP(nn.Module):
 
-    def __init__(self, embed_dims: int, hidden_dims: int, **factory) -> None:
+    def __init__(self, embed_dims: int, hidden_dims: int, act: str = 'gelu',
+                 **factory) -> None:
         super().__init__()
+        self.act = act
         self.fc1 = nn.Linear(embed_dims, hidden_dims, **factory)
         self.fc2 = nn.Linear(hidden_dims, embed_dims, **factory)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(linear(x, self.fc1, gelu=True), self.fc2)
+        return linear(linear(x, self.fc1, act=self.act), self.fc2)
 
 
 class InternBlock(nn.Module):
@@ -171,15 +182,17 @@ class InternBlock(nn.Module):
     def __init__(self, embed_dims: int, num_heads: int, mlp_hidden_dims: int,
                  qkv_bias: bool, qk_normalization: bool, norm_type: str,
                  norm_eps: float, layer_scale_init: float, drop_path: float,
-                 attn_impl: str, window_size: int = 0, **factory) -> None:
+                 attn_impl: str, window_size: int = 0, mlp_act: str = 'gelu',
+                 num_prefix: int = 1, **factory) -> None:
         super().__init__()
         self.window_size = window_size
+        self.num_prefix = num_prefix  # tokens before the patches: the class token
         self.norm1 = build_norm(norm_type, embed_dims, norm_eps, **factory)
         self.attn = InternAttention(embed_dims, num_heads, qkv_bias, qk_normalization,
                                     norm_eps, attn_impl, **factory)
         self.ls1 = nn.Parameter(torch.full((embed_dims, ), layer_scale_init, **factory))
         self.norm2 = build_norm(norm_type, embed_dims, norm_eps, **factory)
-        self.mlp = InternMLP(embed_dims, mlp_hidden_dims, **factory)
+        self.mlp = InternMLP(embed_dims, mlp_hidden_dims, mlp_act, **factory)
         self.ls2 = nn.Parameter(torch.full((embed_dims, ), layer_scale_init, **factory))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -200,13 +213,13 @@ class InternBlock(nn.Module):
         (ViTDet style), so memory grows with the image area instead of its square.
 
         The grid is padded at the bottom/right to whole windows; padded tokens are
-        masked out as keys. The class token joins every window and its output is the
-        mean over the windows, so a window covering the whole grid computes exactly
-        global attention.
+        masked out as keys. The class token (when the model has one) joins every window
+        and its output is the mean over the windows, so a window covering the whole
+        grid computes exactly global attention.
         """
         B, _, C = x.shape
-        (h, w), ws = grid, self.window_size
-        cls_tok, patches = x[:, :1], x[:, 1:].reshape(B, h, w, C)
+        (h, w), ws, n = grid, self.window_size, self.num_prefix
+        cls_tok, patches = x[:, :n], x[:, n:].reshape(B, h, w, C)
         ph, pw = (-h) % ws, (-w) % ws
         nh, nw = (h + ph) // ws, (w + pw) // ws
         patches = F.pad(patches, (0, 0, 0, pw, 0, ph))
@@ -218,10 +231,10 @@ class InternBlock(nn.Module):
             valid = torch.ones(h + ph, w + pw, dtype=torch.bool, device=x.device)
             valid[h:], valid[:, w:] = False, False
             valid = valid.reshape(nh, ws, nw, ws).transpose(1, 2).reshape(nh * nw, ws * ws)
-            key_mask = torch.cat([valid.new_ones(nh * nw, 1), valid], dim=1).repeat(B, 1)
+            key_mask = torch.cat([valid.new_ones(nh * nw, n), valid], dim=1).repeat(B, 1)
         out = self.attn(seq, key_mask)
-        cls_out = out[:, :1].reshape(B, nh * nw, 1, C).mean(dim=1)
-        out = out[:, 1:].reshape(B, nh, nw, ws, ws, C).transpose(2, 3).reshape(
+        cls_out = out[:, :n].reshape(B, nh * nw, n, C).mean(dim=1)
+        out = out[:, n:].reshape(B, nh, nw, ws, ws, C).transpose(2, 3).reshape(
             B, nh * ws, nw * ws, C)[:, :h, :w]
         return torch.cat([cls_out, out.reshape(B, h * w, C)], dim=1)
 
@@ -230,9 +243,11 @@ class InternViT(BaseModule):
     """InternViT backbone (InternVL's vision encoder) for dense prediction.
 
     Args:
-        arch (str): preset the defaults come from: ``'internvit-6b-224px'``,
-            ``'internvit-6b-448px'`` (depth 45, all 448px V1.x/V2.5 releases) or
-            ``'internvit-300m-448px'``; see ``PRESETS`` / ``PRESET_ALIASES``.
+        arch (str): preset the defaults come from: ``'internvit-6b-224px'`` (48
+            blocks), ``'internvit-6b-448px-v1-0'`` (48 blocks), ``'internvit-6b-448px'``
+            (45 blocks: the V1-2, V1-5 and V2-5 releases, also spelled
+            ``'internvit-6b-448px-v1-2'`` etc.) or ``'internvit-300m-448px'``; see
+            ``PRESETS`` / ``PRESET_ALIASES``.
         img_size (int | tuple[int, int], optional): input size the position grid is
             built for; other input sizes resize the grid on the fly. Defaults to the
             preset's pretraining size.
@@ -262,6 +277,14 @@ class InternViT(BaseModule):
             detection batches are padded bottom/right to varying sizes, and stretching
             would move a pixel's embedding with the padding of the batch it is in.
             Inputs larger than ``img_size`` are resized in both modes.
+        with_cls_token (bool): prepend the class token, as the released model does.
+            False leaves it out (no parameter, nothing attended to) and adds only the
+            patch rows of the position embedding (its class row stays, unused), as the
+            PIIP InternViT-6B baselines do; a checkpoint's class token is then skipped
+            (logged) when loading.
+        mlp_act (str): the MLP's activation: ``'gelu'`` (exact, the released model's
+            ``hidden_act``) or ``'gelu_tanh'`` (the tanh approximation, which PIIP's
+            fused MLP computes).
         frozen (bool): freeze the backbone: no trainable parameters, always in eval
             mode, and forward runs without building an autograd graph.
         param_dtype (str, optional): dtype the weights are created and held in,
@@ -272,7 +295,10 @@ class InternViT(BaseModule):
             released weights in :meth:`init_weights` (HF directory or file, sharded or
             not, ``vision_model.``-prefixed, or the older ``module``-wrapped ``.pth``).
             ``ignore_extra_keys=True`` turns keys that are not part of this backbone
-            into a warning instead of an error.
+            into a warning instead of an error; ``truncate_blocks=True`` loads the first
+            ``num_layers`` blocks of a deeper checkpoint (logged); ``patch_resize``
+            (``'pinv'`` or ``'bicubic'``) chooses how a kernel of another patch size
+            is resized (:func:`~.checkpoint.load_pretrained_into`).
         **arch_overrides: any of ``embed_dims, num_layers, num_heads,
             mlp_hidden_dims, qkv_bias, qk_normalization, norm_type ('rms'|'ln'),
             layer_scale_init, patch_size, pretrain_size`` to override the preset
@@ -289,6 +315,8 @@ class InternViT(BaseModule):
                  window_size: int = 0,
                  global_attn_indexes: Sequence[int] = (),
                  pos_embed_mode: str = 'resize',
+                 with_cls_token: bool = True,
+                 mlp_act: str = 'gelu',
                  frozen: bool = False,
                  param_dtype: Optional[str] = None,
                  in_channels: int = 3,
@@ -342,6 +370,13 @@ class InternViT(BaseModule):
         if pos_embed_mode not in ('resize', 'crop'):
             raise ValueError("pos_embed_mode must be 'resize' or 'crop', got "
                              f'{pos_embed_mode!r}')
+        if not isinstance(with_cls_token, bool):
+            raise TypeError(f'with_cls_token must be True or False, got {with_cls_token!r}')
+        if mlp_act not in MLP_ACTS:
+            raise ValueError(f'mlp_act must be one of {MLP_ACTS}, got {mlp_act!r}')
+        self.with_cls_token = with_cls_token
+        self.num_prefix = int(with_cls_token)
+        self.mlp_act = mlp_act
         self.pos_embed_mode = pos_embed_mode
         self.window_size = window_size
         self.global_attn_indexes = sorted(global_blocks)
@@ -362,7 +397,10 @@ class InternViT(BaseModule):
         C = self.embed_dims
         self.patch_embed = nn.Conv2d(in_channels, C, self.patch_size, self.patch_size,
                                      **factory)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, C, **factory))
+        # no parameter at all without the class token: nothing a checkpoint or an
+        # optimizer could mistake for a trained one
+        self.cls_token = (nn.Parameter(torch.zeros(1, 1, C, **factory))
+                          if with_cls_token else None)
         num_patches = self.grid_size[0] * self.grid_size[1]
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_patches, C, **factory))
         # Python floats: a tensor here would live on the meta device under model_info.
@@ -372,7 +410,8 @@ class InternViT(BaseModule):
             InternBlock(C, cfg['num_heads'], cfg['mlp_hidden_dims'], cfg['qkv_bias'],
                         cfg['qk_normalization'], cfg['norm_type'], norm_eps,
                         cfg['layer_scale_init'], dpr[i], attn_impl,
-                        window_size=0 if i in global_blocks else window_size, **factory)
+                        window_size=0 if i in global_blocks else window_size,
+                        mlp_act=mlp_act, num_prefix=self.num_prefix, **factory)
             for i in range(self.num_layers)
         ])
         if defer_init:
@@ -396,7 +435,8 @@ class InternViT(BaseModule):
         if self.init_cfg is not None:
             return  # an explicit init_cfg of another type has been applied
         trunc_normal_(self.pos_embed, std=.02)
-        trunc_normal_(self.cls_token, std=.02)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=.02)
@@ -433,8 +473,11 @@ class InternViT(BaseModule):
         x = self.patch_embed(x)
         B, C, h, w = x.shape
         x = x.flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls_token.expand(B, -1, -1).to(x.dtype), x], dim=1)
-        x = x + self._pos_embed_for(h, w).to(x.dtype)
+        pos = self._pos_embed_for(h, w).to(x.dtype)
+        if self.cls_token is None:
+            x = x + pos[:, 1:]  # the class row of the position embedding goes unused
+        else:
+            x = torch.cat([self.cls_token.expand(B, -1, -1).to(x.dtype), x], dim=1) + pos
 
         outs = []
         for i, block in enumerate(self.blocks[:self.out_indices[-1] + 1]):
@@ -450,7 +493,7 @@ class InternViT(BaseModule):
                 # scrambled whenever the batch had more than one image.
                 # One copy does both the layout and, for half-precision weights, the
                 # cast back to the input dtype.
-                fmap = x[:, 1:].transpose(1, 2).reshape(B, C, h, w)
+                fmap = x[:, self.num_prefix:].transpose(1, 2).reshape(B, C, h, w)
                 outs.append(fmap.to(out_dtype, memory_format=torch.contiguous_format))
         return tuple(outs)
 
