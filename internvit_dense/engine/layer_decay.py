@@ -58,7 +58,12 @@ class InternViTLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     Frozen parameters (``requires_grad=False``) get no optimizer state. As in mmseg,
     1-D parameters, biases and the position / class embeddings get no weight decay.
 
-    ``paramwise_cfg = dict(layer_decay_rate=0.95)``
+    ``paramwise_cfg = dict(layer_decay_rate=0.95)``; ``decay_embeddings=True`` gives the
+    position and class embeddings weight decay, as the InternVL authors' constructor
+    does in effect: it means to exempt ``pos_embed`` and ``cls_token`` but compares
+    them with full parameter names (``backbone.pos_embed``), so the exemption never
+    applies (InternVL ``segmentation/mmcv_custom/layer_decay_optimizer_constructor.py``).
+    The published recipes set it; 1-D parameters and biases are exempt either way.
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
@@ -88,6 +93,11 @@ class InternViTLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 f'paramwise_cfg num_layers={stated!r} but the model\'s InternViT has '
                 f'{num_layers} blocks; remove num_layers from paramwise_cfg (the depth '
                 'is read from the model) or fix it')
+        decay_embeddings = cfg.get('decay_embeddings', False)
+        if not isinstance(decay_embeddings, bool):
+            raise TypeError('paramwise_cfg decay_embeddings must be True or False, got '
+                            f'{decay_embeddings!r}')
+        exempt = () if decay_embeddings else ('pos_embed', 'cls_token')
         ids = layer_ids(module, num_layers)
         groups = {}
         for name, param in module.named_parameters():
@@ -95,7 +105,7 @@ class InternViTLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 continue
             layer_id = ids[name]
             no_decay = (param.ndim == 1 or name.endswith('.bias')
-                        or name.split('.')[-1] in ('pos_embed', 'cls_token'))
+                        or name.split('.')[-1] in exempt)
             key = (layer_id, no_decay)
             if key not in groups:
                 scale = rate**(num_layers + 1 - layer_id)

@@ -18,7 +18,9 @@ through ``FlexibleRunner``; ``InternViTRunner`` builds it for a config with a
   :mod:`internvit_dense.dist`); with CUDA this changes nothing;
 - refuse a segmentation config whose heads predict another number of classes than
   its datasets have (:func:`check_num_classes`): a 150-class head on 171-class
-  COCO-Stuff labels would otherwise train on wrong targets or fail deep in the loss.
+  COCO-Stuff labels would otherwise train on wrong targets or fail deep in the loss;
+- give a few-shot subset (``ADE20KSubsetDataset``) without a seed of its own the run's
+  seed (:func:`with_run_seed`), as the InternVL authors' few-shot runs drew theirs.
 
 ``InternViTFlexibleRunner`` also hands a plain ``load_from`` to the strategy, which loads
 it before DeepSpeed wraps the model (open-mmlab/mmengine#1499), checks DeepSpeed
@@ -85,6 +87,25 @@ def check_num_classes(cfg) -> None:
                     f'{len(classes)} classes ({", ".join(map(str, classes[:3]))}, ...). '
                     'Set num_classes of every head to the dataset\'s (the COCO-Stuff '
                     'configs write num_classes=_base_.num_classes).')
+
+
+def with_run_seed(dataloader, seed):
+    """A dataloader config whose ``ADE20KSubsetDataset`` (also inside dataset
+    wrappers) draws its subset with the run's seed when the config leaves
+    ``subset_seed`` unset, as the InternVL authors' few-shot runs drew theirs with the
+    seed of the run. Anything else is returned unchanged."""
+    if not isinstance(dataloader, dict) or seed is None:
+        return dataloader
+    dataloader = copy.deepcopy(dataloader)
+    ds = dataloader.get('dataset')
+    while isinstance(ds, dict):
+        kind = ds.get('type')
+        if getattr(kind, '__name__', kind) in ('ADE20KSubsetDataset',
+                                               'mmseg.ADE20KSubsetDataset') \
+                and ds.get('subset_seed') is None:
+            ds['subset_seed'] = int(seed)
+        ds = ds.get('dataset')
+    return dataloader
 
 
 def drop_schedulers_after_training(cfg, logger=None) -> None:
@@ -155,6 +176,13 @@ class InternViTRunner(Runner):
         with portable_history_buffers():  # loadable with weights_only=True
             return super().save_checkpoint(*args, **kwargs)
 
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        # the loops pass the run's seed: few-shot subsets without a seed of their own
+        # take it
+        return Runner.build_dataloader(with_run_seed(dataloader, seed), seed=seed,
+                                       diff_rank_seed=diff_rank_seed)
+
 
 class InternViTFlexibleRunner(FlexibleRunner):
     """mmengine's ``FlexibleRunner`` for DeepSpeed InternViT runs (see the module doc)."""
@@ -182,6 +210,11 @@ class InternViTFlexibleRunner(FlexibleRunner):
     def save_checkpoint(self, *args, **kwargs):
         with portable_history_buffers():  # loadable with weights_only=True
             return super().save_checkpoint(*args, **kwargs)
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        return FlexibleRunner.build_dataloader(with_run_seed(dataloader, seed), seed=seed,
+                                               diff_rank_seed=diff_rank_seed)
 
     def _plain_runner(self) -> InternViTRunner:
         cfg = copy.deepcopy(self.cfg)

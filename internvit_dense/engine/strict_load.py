@@ -6,6 +6,7 @@ from typing import Iterable, Tuple
 import torch.nn as nn
 
 from ..models.checkpoint import CheckpointMismatchError, summarize_keys
+from ..models.layouts import unconverted_hint
 from ..safe_load import load_run_checkpoint, state_dict_of
 
 
@@ -20,6 +21,10 @@ def revise_keys(state: dict,
 def check_state_dict_fits(model: nn.Module, state: dict, filename: str) -> None:
     """Raise :class:`CheckpointMismatchError` listing the missing, unexpected and
     mis-shaped keys of ``state`` for ``model`` (the report the backbone loader gives)."""
+    hint = unconverted_hint(state)
+    if hint:
+        raise CheckpointMismatchError(f'checkpoint {filename} does not fit the model '
+                                      f'{type(model).__name__}: {hint}')
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
