@@ -26,14 +26,15 @@ from internvit_dense.registry import register_core
 from internvit_dense.version import __version__
 
 from .datasets import ADE20KSubsetDataset, LoadCheckedAnnotations
-from .models import BatchedSlideEncoderDecoder, BNLinearHead
+from .models import BatchedSlideEncoderDecoder, BNLinearHead, LastMapFeature2Pyramid
 
 register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
               runners=RUNNERS)
 
 __all__ = ['__version__', 'InternViT', 'InternViTAdapter', 'PRESETS', 'resolve_preset',
            'load_pretrained_into', 'CheckpointMismatchError', 'UnsafeCheckpointError',
-           'BNLinearHead', 'BatchedSlideEncoderDecoder', 'ADE20KSubsetDataset',
+           'BNLinearHead', 'BatchedSlideEncoderDecoder', 'LastMapFeature2Pyramid',
+           'ADE20KSubsetDataset',
            'LoadCheckedAnnotations',
            'EvalBeforeTrainHook', 'RecordSubsetHook',
            'InternViTLayerDecayOptimizerConstructor', 'InternViTDeepSpeedStrategy',

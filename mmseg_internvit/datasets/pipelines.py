@@ -20,9 +20,15 @@ from typing import List, Optional, Sequence, Tuple
 TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
+# The long side of a short-side-exact test resize: no image reaches it, so mmcv's
+# imrescale scales by short side alone, as the InternVL authors' SETR_Resize does.
+UNBOUNDED_SIDE = 1_000_000
+
+
 def seg_pipelines(crop_size: Sequence[int], num_classes: int, reduce_zero_label: bool,
                   train_side: Optional[int] = None, test_side: Optional[int] = None,
-                  tta_ratios: Sequence[float] = TTA_RATIOS
+                  tta_ratios: Sequence[float] = TTA_RATIOS,
+                  size_divisor: Optional[int] = None, test_long_side: str = 'max4x'
                   ) -> Tuple[List[dict], List[dict], List[dict]]:
     """Train, test and test-time-augmentation pipelines of the InternViT recipes.
 
@@ -34,9 +40,19 @@ def seg_pipelines(crop_size: Sequence[int], num_classes: int, reduce_zero_label:
         reduce_zero_label: ADE20K's label 0 is "other", mapped to 255.
         train_side: short side the random resize is centred on (ratio 0.5-2.0, long
             side at most 4x). Default: the crop's height.
-        test_side: short side of the single-scale test resize (long side at most
-            4x), and the 1.0 scale of the test-time augmentation. Default: as train.
+        test_side: short side of the single-scale test resize, and the 1.0 scale of
+            the test-time augmentation. Default: as train.
+        size_divisor: after the test resize, resize (bilinearly, rounding up) to a
+            multiple of this, mmseg's ``ResizeToMultiple``, as the InternVL recipes do
+            with the patch size 14. None: no such step.
+        test_long_side: ``'max4x'``: the long side is at most 4x ``test_side`` (mmseg's
+            ``Resize(scale=(4 * side, side), keep_ratio=True)``, the InternVL ADE20K
+            recipe); ``'unbounded'``: the short side is exactly ``test_side`` whatever
+            the aspect ratio (the InternVL COCO-Stuff recipe's ``SETR_Resize``).
     """
+    if test_long_side not in ('max4x', 'unbounded'):
+        raise ValueError("test_long_side must be 'max4x' or 'unbounded', got "
+                         f'{test_long_side!r}')
     train_side = crop_size[0] if train_side is None else train_side
     test_side = train_side if test_side is None else test_side
     labels = dict(type='LoadCheckedAnnotations', num_classes=num_classes,
@@ -51,9 +67,12 @@ def seg_pipelines(crop_size: Sequence[int], num_classes: int, reduce_zero_label:
         dict(type='PhotoMetricDistortion'),
         dict(type='PackSegInputs'),
     ]
+    long_side = 4 * test_side if test_long_side == 'max4x' else UNBOUNDED_SIDE
     test = [
         dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(4 * test_side, test_side), keep_ratio=True),
+        dict(type='Resize', scale=(long_side, test_side), keep_ratio=True),
+        *([dict(type='ResizeToMultiple', size_divisor=size_divisor)]
+          if size_divisor else []),
         dict(labels),
         dict(type='PackSegInputs'),
     ]

@@ -1,14 +1,18 @@
 # Copyright (c) internvit-dense contributors. Licensed under the MIT License.
 import copy
 import inspect
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
+from mmseg.utils import add_prefix
+from torch.func import functional_call
 
-from internvit_dense.models import InternViT, resolve_preset
+from internvit_dense.models import CheckpointMismatchError, InternViT, resolve_preset
+from internvit_dense.models.layouts import unconverted_hint
 
 
 @MODELS.register_module()
@@ -38,19 +42,82 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
     (:func:`derive_widths`): the ``Feature2Pyramid`` neck's ``embed_dim`` and the
     heads' ``in_channels``, when a config leaves them out. A width a config does
     state must agree with the backbone, or building fails naming the key.
+
+    ``fp32_heads=True`` runs the decode and auxiliary heads in fp32 whatever the
+    precision of the rest of the model, as the InternVL authors' heads do (their
+    FCNHead / UPerHead / EncoderDecoder call ``self.to(torch.float32)`` in forward):
+    the features are cast to fp32 and autocast is off inside the heads; weights that
+    DeepSpeed holds in bf16 are used as fp32 copies (their values, so the gradients
+    reach the bf16 weights), and floating buffers (BatchNorm statistics) are kept in
+    fp32 from their first use on, as that ``.to()`` leaves them.
+
+    Loading a checkpoint in the InternVL authors' mmseg 0.x layout (the released
+    ``OpenGVLab/InternVL`` segmentation files) into this model, through any loader
+    (``load_from``, ``tools/test.py``, mmseg's ``init_model`` and inferencers, which load
+    with ``strict=False``), is an error that names the converter,
+    ``tools/model_converters/internvl2mmseg.py``, instead of a partial load.
     """
 
     def __init__(self, backbone: dict, decode_head: dict, neck: Optional[dict] = None,
-                 auxiliary_head: Optional[dict] = None, **kwargs) -> None:
+                 auxiliary_head: Optional[dict] = None, fp32_heads: bool = False,
+                 **kwargs) -> None:
+        if not isinstance(fp32_heads, bool):
+            raise TypeError(f'fp32_heads must be True or False, got {fp32_heads!r}')
         backbone, decode_head, neck, auxiliary_head = derive_widths(
             backbone, decode_head, neck, auxiliary_head)
         super().__init__(backbone=backbone, decode_head=decode_head, neck=neck,
                          auxiliary_head=auxiliary_head, **kwargs)
+        self.fp32_heads = fp32_heads
         if isinstance(self.test_cfg, dict) and not isinstance(self.test_cfg, ConfigDict):
             # mmseg reads test_cfg by attribute (test_cfg.stride), which a config file
             # gives; a model built from a plain dict gets the same
             self.test_cfg = ConfigDict(self.test_cfg)
         self.slide_batch_size  # a bad setting fails when the model is built
+        self.register_load_state_dict_pre_hook(_refuse_unconverted_internvl)
+
+    # ------------------------------------------------------------------ heads
+    def _run_head(self, head: nn.Module, method: str, feats: Sequence[torch.Tensor],
+                  *args):
+        """``head.<method>(feats, *args)``, in fp32 when ``fp32_heads``."""
+        if not self.fp32_heads:
+            return getattr(head, method)(feats, *args)
+        feats = [f.float() for f in feats]
+        for module in head.modules():
+            for name, buf in module._buffers.items():
+                if buf is not None and buf.is_floating_point() and buf.dtype != torch.float32:
+                    module._buffers[name] = buf.float()
+        low = {f'head.{n}': p.float() for n, p in head.named_parameters()
+               if p.is_floating_point() and p.dtype != torch.float32}
+        with torch.autocast(device_type=feats[0].device.type, enabled=False):
+            if not low:
+                return getattr(head, method)(feats, *args)
+            return functional_call(_HeadCall(head, method), low, (feats, *args),
+                                   strict=False)
+
+    def encode_decode(self, inputs: torch.Tensor, batch_img_metas: List[dict]):
+        x = self.extract_feat(inputs)
+        return self._run_head(self.decode_head, 'predict', x, batch_img_metas,
+                              self.test_cfg)
+
+    def _decode_head_forward_train(self, inputs, data_samples) -> dict:
+        loss = self._run_head(self.decode_head, 'loss', inputs, data_samples,
+                              self.train_cfg)
+        return add_prefix(loss, 'decode')
+
+    def _auxiliary_head_forward_train(self, inputs, data_samples) -> dict:
+        losses = dict()
+        if isinstance(self.auxiliary_head, nn.ModuleList):
+            for idx, aux_head in enumerate(self.auxiliary_head):
+                loss = self._run_head(aux_head, 'loss', inputs, data_samples,
+                                      self.train_cfg)
+                losses.update(add_prefix(loss, f'aux_{idx}'))
+        else:
+            losses.update(add_prefix(self._run_head(self.auxiliary_head, 'loss', inputs,
+                                                    data_samples, self.train_cfg), 'aux'))
+        return losses
+
+    def _forward(self, inputs: torch.Tensor, data_samples=None):
+        return self._run_head(self.decode_head, 'forward', self.extract_feat(inputs))
 
     def slide_inference(self, inputs: torch.Tensor,
                         batch_img_metas: List[dict]) -> torch.Tensor:
@@ -89,6 +156,25 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
         return size
 
 
+class _HeadCall(nn.Module):
+    """``head.<method>`` as a module's forward, for ``torch.func.functional_call``
+    (which calls ``forward`` only) over the head's parameters."""
+
+    def __init__(self, head: nn.Module, method: str) -> None:
+        super().__init__()
+        self.head, self.method = head, method
+
+    def forward(self, *args):
+        return getattr(self.head, self.method)(*args)
+
+
+def _refuse_unconverted_internvl(module, state_dict, prefix, *args) -> None:
+    hint = unconverted_hint(k[len(prefix):] for k in state_dict if k.startswith(prefix))
+    if hint:
+        raise CheckpointMismatchError(f'cannot load this checkpoint into '
+                                      f'{type(module).__name__}: {hint}')
+
+
 # mmseg heads whose in_channels is one width per input level
 _MULTI_LEVEL_HEADS = ('UPerHead', 'Mask2FormerHead', 'MaskFormerHead')
 
@@ -124,7 +210,8 @@ def _fill(part: dict, key: str, want, where: str, arch: str) -> None:
 def derive_widths(backbone: dict, decode_head, neck=None, auxiliary_head=None):
     """Fill in the widths an InternViT backbone determines, or check them.
 
-    - ``Feature2Pyramid`` neck: ``embed_dim`` = the backbone's width;
+    - ``Feature2Pyramid`` / ``LastMapFeature2Pyramid`` neck: ``embed_dim`` = the
+      backbone's width;
     - each head without a neck, or after ``Feature2Pyramid``: ``in_channels`` = the
       width, as a list of one width per input level for ``UPerHead`` /
       ``Mask2FormerHead`` or any head whose ``in_index`` is a list.
@@ -140,7 +227,7 @@ def derive_widths(backbone: dict, decode_head, neck=None, auxiliary_head=None):
         return backbone, decode_head, neck, auxiliary_head
     width, maps, arch = found
     if neck is not None:
-        if neck.get('type') != 'Feature2Pyramid':
+        if neck.get('type') not in ('Feature2Pyramid', 'LastMapFeature2Pyramid'):
             return backbone, decode_head, neck, auxiliary_head
         _fill(neck, 'embed_dim', width, 'model.neck', arch)
         maps = len(neck.get('rescales', (4, 2, 1, 0.5)))

@@ -1,0 +1,3 @@
+from .last_map_pyramid import LastMapFeature2Pyramid
+
+__all__ = ['LastMapFeature2Pyramid']
