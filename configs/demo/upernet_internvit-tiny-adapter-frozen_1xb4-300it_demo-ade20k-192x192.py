@@ -42,8 +42,8 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-param_scheduler = [dict(_base_.warmup, start_factor=1e-3, end=50),
-                   dict(_base_.poly, begin=50)]
+param_scheduler = [dict(_base_.warmup, start_factor=1e-3, end=50 + 1),
+                   dict(_base_.poly, end=max_iters + 1)]
 train_cfg = dict(max_iters=max_iters, val_interval=75)  # five points on the mIoU curve
 default_hooks = dict(
     logger=dict(interval=20),

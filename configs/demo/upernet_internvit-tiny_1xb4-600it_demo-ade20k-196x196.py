@@ -1,10 +1,17 @@
-# The embedded demo (the README's first command): the real full-tuning UperNet config
-# on ADE20K, with a tiny InternViT (width 96, 6 blocks, trained from scratch), a 196 px
-# crop and a short CPU schedule, on 10 real photographs in the ADE20K folder layout made
-# by tools/dataset_converters/prepare_demo_data.py. Pointing `data_root` at a real ADE20K
+# The embedded demo (the README's first command): the full-tuning UperNet recipe on
+# ADE20K (the bases of ../internvit/upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py,
+# without its DeepSpeed strategy: one CPU process), with a tiny InternViT (width 96, 6
+# blocks, trained from scratch), a 196 px crop and a short CPU schedule, on 10 real
+# photographs in the ADE20K folder layout made by
+# tools/dataset_converters/prepare_demo_data.py. Pointing `data_root` at a real ADE20K
 # copy and dropping the overrides below gives back the real experiment. Most of a CPU
 # step is the 150-class logits at crop resolution, hence the 196 px training crop.
-_base_ = '../internvit/upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'
+_base_ = [
+    '../_base_/models/internvit_upernet.py',
+    '../_base_/datasets/ade20k_504x504.py',
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/internvit_adamw_80k.py',
+]
 from mmseg_internvit.datasets.pipelines import seg_pipelines  # noqa: E402
 
 data_root = 'data/demo_ade20k/ADEChallengeData2016'
@@ -39,8 +46,8 @@ optim_wrapper = dict(type='OptimWrapper', _delete_=True,
                                     weight_decay=0.05),
                      constructor='InternViTLayerDecayOptimizerConstructor',
                      paramwise_cfg=dict(layer_decay_rate=0.95))
-param_scheduler = [dict(_base_.warmup, start_factor=1e-3, end=50),
-                   dict(_base_.poly, begin=50)]
+param_scheduler = [dict(_base_.warmup, start_factor=1e-3, end=50 + 1),
+                   dict(_base_.poly, end=max_iters + 1)]
 train_cfg = dict(max_iters=max_iters, val_interval=150)  # five points on the mIoU curve
 default_hooks = dict(
     logger=dict(interval=20),

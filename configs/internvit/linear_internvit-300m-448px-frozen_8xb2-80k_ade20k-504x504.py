@@ -1,5 +1,7 @@
-# Linear probing on ADE20K with InternViT-300M-448px: the 6B-224px recipe, other weights.
+# Linear probing: frozen InternViT-300M-448px, block 44 23 of 24 (the last) into BN +
+# 1x1 conv, on ADE20K: the 6B-224px recipe with this backbone.
 # No dense result has been published for InternViT-300M.
 _base_ = ['./linear_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504.py',
           '../_base_/backbones/internvit-300m-448px.py']
-model = dict(backbone=_base_.vit)
+# the last block, as the 448px releases are probed
+model = dict(backbone=dict(_base_.vit, out_indices=[-1]))

@@ -1,7 +1,16 @@
-# Few-shot: 1/4 of the ADE20K training images (seeded), 20k iterations, warm-up
-# 400; the poly decay ends at max_iters. Published: 53.3 mIoU.
+# Few-shot: 1/4 of the ADE20K training images, 20k iterations, a 400-iteration warm-up;
+# otherwise the 1/1 leaf. Published: 53.3 mIoU.
+# Upstream: InternVL-MMDetSeg
+# mmsegmentation/configs/intern_vit_6b/few_shot/linear_intern_vit_6b_504_20k_ade20k_bs16_lr4e-5_1of4.py
+# (ade20k_504x504_1of4.py: max_image_num=20210 // 4). Released weights:
+# linear_intern_vit_6b_504_20k_ade20k_bs16_lr4e-5_1of4.pth.
+# The images: Python's random.shuffle of the file-name-sorted list, seeded with the run
+# seed, first 5052 of 20210 kept (ADE20KSubsetDataset, subset_seed=None: the run seed).
+# A released run's seed is in its log; --cfg-options randomness.seed=SEED picks its
+# images. RecordSubsetHook writes the list to WORK_DIR/train_subset.txt.
 _base_ = './linear_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'
-train_dataloader = dict(dataset=dict(subset_fraction=1 / 4))
-train_cfg = dict(max_iters=20000, val_interval=4000)
-default_hooks = dict(checkpoint=dict(interval=4000))
-param_scheduler = [dict(_base_.warmup, end=400), dict(_base_.poly, begin=400)]
+train_dataloader = dict(dataset=dict(type='ADE20KSubsetDataset', subset_fraction=1 / 4))
+max_iters = 20000
+train_cfg = dict(max_iters=max_iters)
+param_scheduler = [dict(_base_.warmup, end=400 + 1), dict(_base_.poly, end=max_iters + 1)]
+custom_hooks = [dict(type='RecordSubsetHook')]

@@ -1,7 +1,16 @@
-# Few-shot: 1/2 of the ADE20K training images (seeded), 40k iterations, warm-up
-# 800; the poly decay ends at max_iters. Published: 55.8 mIoU.
+# Few-shot: 1/2 of the ADE20K training images, 40k iterations, a 800-iteration warm-up;
+# otherwise the 1/1 leaf. Published: 55.8 mIoU.
+# Upstream: InternVL-MMDetSeg
+# mmsegmentation/configs/intern_vit_6b/few_shot/linear_intern_vit_6b_504_40k_ade20k_bs16_lr4e-5_1of2.py
+# (ade20k_504x504_1of2.py: max_image_num=20210 // 2). Released weights:
+# linear_intern_vit_6b_504_40k_ade20k_bs16_lr4e-5_1of2.pth.
+# The images: Python's random.shuffle of the file-name-sorted list, seeded with the run
+# seed, first 10105 of 20210 kept (ADE20KSubsetDataset, subset_seed=None: the run seed).
+# A released run's seed is in its log; --cfg-options randomness.seed=SEED picks its
+# images. RecordSubsetHook writes the list to WORK_DIR/train_subset.txt.
 _base_ = './linear_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'
-train_dataloader = dict(dataset=dict(subset_fraction=1 / 2))
-train_cfg = dict(max_iters=40000, val_interval=8000)
-default_hooks = dict(checkpoint=dict(interval=8000))
-param_scheduler = [dict(_base_.warmup, end=800), dict(_base_.poly, begin=800)]
+train_dataloader = dict(dataset=dict(type='ADE20KSubsetDataset', subset_fraction=1 / 2))
+max_iters = 40000
+train_cfg = dict(max_iters=max_iters)
+param_scheduler = [dict(_base_.warmup, end=800 + 1), dict(_base_.poly, end=max_iters + 1)]
+custom_hooks = [dict(type='RecordSubsetHook')]

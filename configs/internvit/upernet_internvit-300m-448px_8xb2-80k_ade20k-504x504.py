@@ -1,6 +1,10 @@
-# Full tuning on ADE20K with InternViT-300M-448px: the 6B-224px recipe, other weights.
+# Full tuning: InternViT-300M-448px (drop path 0.4, layer decay 0.95), blocks 5/11/17/23
+# into the InternVL pyramid + UPerHead (1024 channels) + an auxiliary FCNHead (1024
+# channels) on level 2, on ADE20K: the 6B-224px recipe with this backbone.
 # No dense result has been published for InternViT-300M.
 _base_ = ['./upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py',
           '../_base_/backbones/internvit-300m-448px.py']
-# UperNet at 1024 channels for the 1024-wide ViT (ViT-Adapter-L's and BEiT-L's)
-model = dict(backbone=_base_.vit, decode_head=dict(channels=1024))
+# UperNet and its auxiliary head at 1024 channels for the 1024-wide ViT (ViT-Adapter-L's
+# and BEiT-L's)
+model = dict(backbone=_base_.vit, decode_head=dict(channels=1024),
+             auxiliary_head=dict(channels=1024))

@@ -1,8 +1,24 @@
-# Full tuning: InternViT-6B-224px + UperNet, layer decay 0.95, drop path 0.4, bf16 AMP,
-# per-block gradient checkpointing. Published: 58.9 mIoU, 6.3B trainable / 6.3B total.
-# 6B parameters with AdamW state need ZeRO sharding across the 8 GPUs.
+# Full tuning: InternViT-6B-224px (drop path 0.4, layer decay 0.95), blocks 11/23/35/47
+# into the InternVL pyramid + UPerHead (1536 channels) + an auxiliary FCNHead (1536
+# channels) on level 2, on ADE20K.
+# Published: 58.9 mIoU, 6.3B trainable / 6.3B total.
+# Upstream: InternVL-MMDetSeg
+# mmsegmentation/configs/intern_vit_6b/full_tuning/upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.py
+# (InternVL segmentation/configs/ has the same file with deepspeed=False).
+# Released weights: upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5.pth (convert them
+# with tools/model_converters/internvl2mmseg.py).
+# Trained as there under DeepSpeed ZeRO-1 bf16 (../_base_/deepspeed/zero1_bf16.py): bf16
+# weights with fp32 master copies, the heads computing in fp32 (fp32_heads), per-block
+# activation checkpointing.
+# Departures: none in the model, the data pipelines or the optimisation. mmengine's
+# InfiniteSampler orders the images differently from mmcv's sampler. Upstream's
+# DeepSpeed evaluation hook never wrote a best checkpoint (its call is commented out);
+# here save_best='auto' (aAcc, as mmcv resolves it) keeps one.
 _base_ = [
-    '../_base_/models/internvit_upernet.py', '../_base_/datasets/ade20k_504x504.py',
-    'mmseg::_base_/default_runtime.py', '../_base_/schedules/internvit_adamw_80k.py'
+    '../_base_/models/internvit_upernet.py',
+    '../_base_/datasets/ade20k_504x504.py',
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/internvit_adamw_80k.py',
+    '../_base_/deepspeed/zero1_bf16.py',
 ]
 model = dict(backbone=dict(drop_path_rate=0.4))

@@ -1,5 +1,7 @@
 # InternViT + linear probe (BatchNorm + 1x1 conv), EncoderDecoder with slide inference
-# that runs the windows of an image through the backbone together.
+# that runs the windows of an image through the backbone together. The InternVL
+# authors' linear probe is their FCNHead(num_convs=0, with_norm=True): SyncBN over the
+# block's 3200 channels, then the 1x1 classifier (BNLinearHead is that head).
 custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)
 # mmengine's Runner with safe, strict checkpoint loading and CPU-only distributed
 # runs; mmseg's / mmdet's own tools/train.py and test.py build it from here too.
@@ -17,6 +19,9 @@ data_preprocessor = dict(
 model = dict(
     type='BatchedSlideEncoderDecoder',
     data_preprocessor=data_preprocessor,
+    # the heads compute in fp32 whatever the precision of the backbone (bf16 weights,
+    # DeepSpeed bf16, autocast), as the InternVL authors' heads do
+    fp32_heads=True,
     backbone=dict(
         type='InternViT',
         arch='internvit-6b-224px',

@@ -1,6 +1,8 @@
-# Frozen backbone: its weights are held in bf16 (param_dtype) and it runs without an
-# autograd graph; the head trains in fp32 with a plain optimizer wrapper. Layer decay 1.0
-# and no optimizer state for the frozen parameters.
+# Frozen backbone (linear probing, head tuning): layer decay 1.0, and the frozen
+# parameters get no optimizer state. The backbone's weights are held in bf16
+# (param_dtype) and it runs without an autograd graph; what trains keeps fp32 weights
+# with a plain optimizer wrapper (the head-tuning leaves run it under DeepSpeed bf16, as
+# upstream; linear probing ran without DeepSpeed, as here).
 _base_ = './internvit_adamw_80k.py'
 
 optim_wrapper = dict(
