@@ -180,11 +180,11 @@ class LinearsAlone:
     def __init__(self, backbone, batch: int, tokens: int, device, dtype) -> None:
         from internvit_dense.models.internvit import linear
         self.linear = linear
-        self.layers = [(layer, gelu, width) for blk in backbone.blocks
-                       for layer, gelu, width in ((blk.attn.qkv, False, 'C'),
-                                                  (blk.attn.proj, False, 'C'),
-                                                  (blk.mlp.fc1, True, 'C'),
-                                                  (blk.mlp.fc2, False, 'H'))]
+        self.layers = [(layer, act, width) for blk in backbone.blocks
+                       for layer, act, width in ((blk.attn.qkv, None, 'C'),
+                                                 (blk.attn.proj, None, 'C'),
+                                                 (blk.mlp.fc1, blk.mlp.act, 'C'),
+                                                 (blk.mlp.fc2, None, 'H'))]
         C, H = backbone.embed_dims, backbone.blocks[0].mlp.fc1.out_features
         gen = torch.Generator(device=device).manual_seed(0)
         self.inputs = {w: torch.randn(batch, tokens, n, device=device, dtype=dtype,
@@ -193,8 +193,8 @@ class LinearsAlone:
 
     def __call__(self) -> None:
         with torch.no_grad():
-            for layer, gelu, width in self.layers:
-                self.linear(self.inputs[width], layer, gelu=gelu)
+            for layer, act, width in self.layers:
+                self.linear(self.inputs[width], layer, act=act)
 
 
 # ----------------------------------------------------------------------------- timing

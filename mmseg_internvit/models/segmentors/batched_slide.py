@@ -49,7 +49,9 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
     the features are cast to fp32 and autocast is off inside the heads; weights that
     DeepSpeed holds in bf16 are used as fp32 copies (their values, so the gradients
     reach the bf16 weights), and floating buffers (BatchNorm statistics) are kept in
-    fp32 from their first use on, as that ``.to()`` leaves them.
+    fp32 from their first use on, as that ``.to()`` leaves them. Under ZeRO-3, whose
+    partitioned parameters DeepSpeed gathers in its own hooks, the heads compute in the
+    parameters' dtype instead.
 
     Loading a checkpoint in the InternVL authors' mmseg 0.x layout (the released
     ``OpenGVLab/InternVL`` segmentation files) into this model, through any loader
@@ -81,6 +83,12 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
         """``head.<method>(feats, *args)``, in fp32 when ``fp32_heads``."""
         if not self.fp32_heads:
             return getattr(head, method)(feats, *args)
+        if any(hasattr(p, 'ds_id') for p in head.parameters()):
+            # ZeRO-3 partitions the parameters and gathers them in its own module
+            # hooks, which no fp32 copy may stand in for: the heads compute in the
+            # dtype DeepSpeed holds them in (the published recipes run ZeRO-1)
+            dtype = next(head.parameters()).dtype
+            return getattr(head, method)([f.to(dtype) for f in feats], *args)
         feats = [f.float() for f in feats]
         for module in head.modules():
             for name, buf in module._buffers.items():
