@@ -1,4 +1,4 @@
-# Linear probing: frozen InternViT-300M-448px, block 44 23 of 24 (the last) into BN +
+# Linear probing: frozen InternViT-300M-448px, block 23 of 24 (the last) into BN +
 # 1x1 conv, on ADE20K: the 6B-224px recipe with this backbone.
 # No dense result has been published for InternViT-300M.
 _base_ = ['./linear_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504.py',

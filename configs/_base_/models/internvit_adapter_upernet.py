@@ -24,4 +24,7 @@ model = dict(
         norm_cfg={{_base_.norm_cfg}},
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-6B-224px')),
     neck=None,
+    # 256 channels, these configs' own choice: the InternVL adapter recipe's auxiliary
+    # head has 1536 (one of the adapter fields not yet matched to the upstream recipe)
+    auxiliary_head=dict(channels=256),
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
