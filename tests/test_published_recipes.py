@@ -619,3 +619,34 @@ def test_pretrained_weights_load_as_upstream_transforms_them(variant, tmp_path):
     torch.testing.assert_close(model.patch_embed.weight, want['patch_embed.proj.weight'],
                                atol=1e-5, rtol=1e-5)
     assert (model.cls_token is None) == (variant == 'piip')
+
+
+# the eight files at the root of the Hugging Face repo OpenGVLab/InternVL -> their leaf
+RELEASED = {
+    'linear_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_frozen':
+        'linear_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504',
+    'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_frozen':
+        'upernet_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504',
+    'upernet_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5':
+        'upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504',
+    **{f'linear_intern_vit_6b_504_{it}k_ade20k_bs16_lr4e-5_1of{k}':
+       f'linear_internvit-6b-224px_8xb2-{it}k_ade20k-1of{k}-504x504'
+       for k, it in ((16, 5), (8, 10), (4, 20), (2, 40))},
+    'linear_intern_vit_6b_504_80k_ade20k_bs16_lr4e-5_1of1':
+        'linear_internvit-6b-224px_8xb2-80k_ade20k-504x504',
+}
+
+
+def test_metafile_and_readme_list_the_released_checkpoints():
+    """Each released file is its leaf's `Weights` in the metafile (and nothing else
+    has weights), and the README's reproduction section names it with its config."""
+    import yaml
+    meta = yaml.safe_load((LEAVES / 'metafile.yaml').read_text())
+    weights = {m['Name']: m['Weights'] for m in meta['Models'] if 'Weights' in m}
+    assert weights == {leaf: f'https://huggingface.co/OpenGVLab/InternVL/resolve/main/{f}.pth'
+                       for f, leaf in RELEASED.items()}
+    readme = (ROOT / 'README.md').read_text()
+    section = readme[readme.index('### Reproducing the published numbers'):]
+    for f, leaf in RELEASED.items():
+        row = next(line for line in section.splitlines() if f'`{f}.pth`' in line)
+        assert f'`{leaf}.py`' in row
