@@ -15,8 +15,15 @@ attention and checkpointing; nothing of it is copied here.
         x = vit.blocks[start..end](x)
         c = c + DeformAttn(query=c, value=x); c = c + ConvFFN(c)   # extractor
     (two extra extractors after the last group)
-    outputs: up(c2) + c1, c2, c3, c4, each + the ViT map of group 1..4 resized to its
-    stride, then a norm: 4 NCHW maps at strides 4, 8, 16, 32.
+    outputs: up(c2) + c1, c2, c3, c4, each + a ViT map resized to its stride (bilinear):
+    the final one (after the last group) at every level (``vit_feature='final'``, the
+    ViT-Adapter and InternVL wiring), or the map of group k at level k
+    (``vit_feature='group'``, this package's variant); then a norm: 4 NCHW maps at
+    strides 4, 8, 16, 32.
+
+The class token: when the held ViT has one (``with_cls_token=True``) it joins the blocks
+and is left out of the interactions; InternVL's adapter drops it (``cls_token = None``,
+the patch tokens get ``pos_embed[:, 1:]``), which is ``with_cls_token=False``.
 
 Deformable attention is mmcv's ``MultiScaleDeformableAttention`` (its CUDA kernel for
 CUDA tensors, ``multi_scale_deformable_attn_pytorch`` otherwise). It is imported when an
@@ -41,6 +48,7 @@ from .norms import LayerNorm2d
 # The spatial prior module halves the image 5 times; inputs are padded to a multiple
 # of this (and of the patch size) so that every level tiles the same padded image.
 PYRAMID_STRIDE = 32
+VIT_FEATURES = ('final', 'group')
 
 
 def reference_points(shapes: Sequence[Tuple[int, int]], device) -> torch.Tensor:
@@ -149,10 +157,10 @@ class Injector(nn.Module):
     ``gamma`` starts at ``init_values`` (0): a fresh adapter leaves the ViT unchanged."""
 
     def __init__(self, dims: int, num_heads: int, num_points: int, deform_ratio: float,
-                 init_values: float) -> None:
+                 init_values: float, norm_eps: float = 1e-6) -> None:
         super().__init__()
-        self.query_norm = nn.LayerNorm(dims, eps=1e-6)
-        self.feat_norm = nn.LayerNorm(dims, eps=1e-6)
+        self.query_norm = nn.LayerNorm(dims, eps=norm_eps)
+        self.feat_norm = nn.LayerNorm(dims, eps=norm_eps)
         self.attn = DeformableAttention(dims, num_heads, 3, num_points, deform_ratio)
         self.init_values = float(init_values)
         self.gamma = nn.Parameter(torch.full((dims, ), self.init_values))
@@ -167,14 +175,15 @@ class Extractor(nn.Module):
     """Multi-scale features attend to the ViT tokens, then a convolutional FFN."""
 
     def __init__(self, dims: int, num_heads: int, num_points: int, deform_ratio: float,
-                 with_cffn: bool, cffn_ratio: float, drop_path: float) -> None:
+                 with_cffn: bool, cffn_ratio: float, drop_path: float,
+                 norm_eps: float = 1e-6) -> None:
         super().__init__()
-        self.query_norm = nn.LayerNorm(dims, eps=1e-6)
-        self.feat_norm = nn.LayerNorm(dims, eps=1e-6)
+        self.query_norm = nn.LayerNorm(dims, eps=norm_eps)
+        self.feat_norm = nn.LayerNorm(dims, eps=norm_eps)
         self.attn = DeformableAttention(dims, num_heads, 1, num_points, deform_ratio)
         self.with_cffn = with_cffn
         if with_cffn:
-            self.ffn_norm = nn.LayerNorm(dims, eps=1e-6)
+            self.ffn_norm = nn.LayerNorm(dims, eps=norm_eps)
             self.ffn = ConvFFN(dims, int(dims * cffn_ratio))
             self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -188,11 +197,17 @@ class Extractor(nn.Module):
 
 class SpatialPriorModule(nn.Module):
     """Conv stem (ResNet-like, ``inplanes`` wide) giving strides 4, 8, 16, 32, each
-    projected to the ViT width by a 1x1 conv."""
+    projected to the ViT width by a 1x1 conv (with bias). Every 3x3 conv is an mmcv
+    ``ConvModule``: conv without bias, the norm of ``norm_cfg``, ReLU; its norm is
+    registered as ``bn`` for BatchNorm types and ``ln`` for ``'LN2d'`` (InternVL's
+    channels-first LayerNorm, computed in fp32; give its ``eps``: mmcv's default for
+    every norm type is 1e-5)."""
 
     def __init__(self, inplanes: int, embed_dims: int, norm_cfg: dict,
                  in_channels: int = 3) -> None:
         super().__init__()
+        if norm_cfg.get('type') == 'LN2d':  # the class itself: built in any scope
+            norm_cfg = dict(norm_cfg, type=LayerNorm2d)
 
         def conv(cin, cout, stride):
             return ConvModule(cin, cout, 3, stride, 1, bias=False, norm_cfg=norm_cfg,
@@ -220,12 +235,14 @@ class InteractionBlock(nn.Module):
 
     def __init__(self, dims: int, num_heads: int, num_points: int, deform_ratio: float,
                  init_values: float, with_cffn: bool, cffn_ratio: float,
-                 drop_path: float, num_extra_extractors: int) -> None:
+                 drop_path: float, num_extra_extractors: int,
+                 norm_eps: float = 1e-6) -> None:
         super().__init__()
-        self.injector = Injector(dims, num_heads, num_points, deform_ratio, init_values)
+        self.injector = Injector(dims, num_heads, num_points, deform_ratio, init_values,
+                                 norm_eps)
         extractor = dict(dims=dims, num_heads=num_heads, num_points=num_points,
                          deform_ratio=deform_ratio, with_cffn=with_cffn,
-                         cffn_ratio=cffn_ratio, drop_path=drop_path)
+                         cffn_ratio=cffn_ratio, drop_path=drop_path, norm_eps=norm_eps)
         self.extractor = Extractor(**extractor)
         self.extra_extractors = nn.ModuleList(
             Extractor(**extractor) for _ in range(num_extra_extractors))
@@ -245,10 +262,9 @@ class InternViTAdapter(BaseModule):
         interaction_indexes (Sequence[Sequence[int]], optional): four ``[start, end]``
             groups of ViT blocks (inclusive) that together cover every block in order,
             e.g. ``[[0, 11], [12, 23], [24, 35], [36, 47]]`` for 48 blocks. An injector
-            runs before each group and an extractor after it; the ViT map after group
-            k is added to pyramid level k. Default: the groups that end at
-            :func:`~internvit_dense.models.internvit.stage_ends` (48 blocks: the
-            example; 45: ``[[0, 11], [12, 22], [23, 33], [34, 44]]``).
+            runs before each group and an extractor after it. Default: the groups that
+            end at :func:`~internvit_dense.models.internvit.stage_ends` (48 blocks:
+            the example; 45: ``[[0, 11], [12, 22], [23, 33], [34, 44]]``).
         freeze_vit (bool): adapter tuning. The InternViT is built with
             ``frozen=True`` (no trainable parameters, always in eval mode, weights may
             be bf16 via ``param_dtype``); the adapter and the heads train.
@@ -266,13 +282,27 @@ class InternViTAdapter(BaseModule):
             a fraction of the ViT width (0.25 in InternVL's adapter; ViT-Adapter used
             0.5 with ViT-L for detection).
         add_vit_feature (bool): add the ViT maps to the adapter's (resized to each
-            level's stride).
+            level's stride, bilinear, ``align_corners=False``).
+        vit_feature (str): which ViT maps are added. ``'final'``: the map after the
+            last group at all four levels (resized x4, x2, x1, x0.5), as ViT-Adapter
+            and the InternVL authors' adapter do. ``'group'``: the map after group k
+            at level k, this package's variant (the default, so that configs that do
+            not name it keep their model).
         num_extra_extractors (int): extractors after the last group's one.
         extractor_drop_path (float): stochastic depth on the extractors' FFN.
-        norm_cfg (dict): norm of the spatial prior module's convs.
+        norm_cfg (dict): norm of the spatial prior module's convs, e.g.
+            ``dict(type='SyncBN')``, or ``dict(type='LN2d', eps=1e-6)`` for InternVL's
+            channels-first LayerNorm (computed in fp32).
+        interaction_norm_eps (float): eps of the injectors' and extractors'
+            LayerNorms (query, feature and FFN norms): 1e-6 here by default, 1e-5
+            (``nn.LayerNorm``'s default) in InternVL's adapter.
         out_norm_cfg (dict, optional): norm of each output map; None: LayerNorm over
-            channels (InternVL's adapter), e.g. ``dict(type='SyncBN')`` as in the
-            original ViT-Adapter.
+            channels, eps 1e-6, computed in fp32 (InternVL's adapter), e.g.
+            ``dict(type='SyncBN')`` as in the original ViT-Adapter.
+        out_fp32 (bool): the output norms take the levels in fp32 and the maps are
+            returned in fp32, as InternVL's adapter does (``norm(c.float())``), whatever
+            the precision the adapter runs in (fp16 under DeepSpeed). False: the maps
+            come back in the dtype the adapter computes in (the input's).
         init_cfg (dict, optional): the InternViT's: ``dict(type='Pretrained',
             checkpoint=PATH)`` loads released weights into it strictly, through the
             same loader as the plain backbone (every layout, patch 14 -> 16 kernel and
@@ -280,7 +310,9 @@ class InternViTAdapter(BaseModule):
         **vit_kwargs: any other :class:`InternViT` argument (``img_size``,
             ``patch_size``, ``drop_path_rate``, ``window_size``,
             ``global_attn_indexes``, ``pos_embed_mode``, ``param_dtype``,
-            ``attn_impl``, architecture overrides, ...).
+            ``with_cls_token``, ``attn_impl``, architecture overrides, ...). With
+            ``with_cls_token=False`` the blocks see the patch tokens alone (InternVL's
+            adapter); otherwise the class token joins every block.
 
     Inputs are zero-padded at the bottom/right to a multiple of ``lcm(32, patch_size)``
     (32 for patch 16), so that the ViT grid and the four levels tile the same padded
@@ -300,10 +332,13 @@ class InternViTAdapter(BaseModule):
                  cffn_ratio: float = 0.25,
                  deform_ratio: float = 0.25,
                  add_vit_feature: bool = True,
+                 vit_feature: str = 'group',
                  num_extra_extractors: int = 2,
                  extractor_drop_path: float = 0.0,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),  # noqa: B006
+                 interaction_norm_eps: float = 1e-6,
                  out_norm_cfg: Optional[dict] = None,
+                 out_fp32: bool = False,
                  init_cfg: Optional[dict] = None,
                  **vit_kwargs) -> None:
         super().__init__(init_cfg=None)  # init_cfg belongs to the ViT, see init_weights
@@ -322,7 +357,8 @@ class InternViTAdapter(BaseModule):
         self.embed_dims = C
         self.freeze_vit = freeze_vit
         self.interaction_indexes = _check_groups(interaction_indexes, L)
-        # the ViT's own out_indices: its plain forward returns the maps the adapter adds
+        # the ViT's own out_indices: its plain forward returns the maps after the groups
+        # (forward_intermediates()['vit'] while the injectors change nothing)
         self.vit.out_indices = [end for _, end in self.interaction_indexes]
         heads = self.vit.arch_settings['num_heads'] if deform_num_heads is None \
             else deform_num_heads
@@ -340,7 +376,19 @@ class InternViTAdapter(BaseModule):
         if not 0.0 <= extractor_drop_path < 1.0:
             raise ValueError(f'extractor_drop_path must be in [0, 1), got '
                              f'{extractor_drop_path!r}')
+        if vit_feature not in VIT_FEATURES:
+            raise ValueError(f'vit_feature must be one of {VIT_FEATURES}, got '
+                             f'{vit_feature!r}')
+        for name, value in (('add_vit_feature', add_vit_feature), ('out_fp32', out_fp32)):
+            if not isinstance(value, bool):
+                raise TypeError(f'{name} must be True or False, got {value!r}')
+        if isinstance(interaction_norm_eps, bool) or not isinstance(
+                interaction_norm_eps, (int, float)) or interaction_norm_eps <= 0:
+            raise ValueError(f'interaction_norm_eps must be a float > 0, got '
+                             f'{interaction_norm_eps!r}')
         self.add_vit_feature = add_vit_feature
+        self.vit_feature = vit_feature
+        self.out_fp32 = out_fp32
         p = self.vit.patch_size
         self.size_divisor = PYRAMID_STRIDE * p // math.gcd(PYRAMID_STRIDE, p)
 
@@ -351,7 +399,8 @@ class InternViTAdapter(BaseModule):
         self.interactions = nn.ModuleList(
             InteractionBlock(C, heads, n_points, deform_ratio, init_values, with_cffn,
                              cffn_ratio, extractor_drop_path,
-                             num_extra_extractors if i == n - 1 else 0)
+                             num_extra_extractors if i == n - 1 else 0,
+                             norm_eps=float(interaction_norm_eps))
             for i in range(n))
         self.up = nn.ConvTranspose2d(C, C, 2, 2)
         self.out_norms = nn.ModuleList(
@@ -434,15 +483,25 @@ class InternViTAdapter(BaseModule):
         # blocks' activations; so "no autograd graph through it" holds for its
         # parameters, not for the tokens. With with_cp the blocks keep only their
         # inputs and recompute the rest in the backward pass.
+        # The class token (when the ViT has one) joins the blocks and is left out of
+        # the interactions; without one (InternVL's adapter) the patch tokens get the
+        # patch rows of the position embedding and the blocks see them alone.
+        n = vit.num_prefix
+        # the dtype the ViT's weights are in: its param_dtype, or what DeepSpeed cast
+        # them to (fp16 / bf16 runs hold the whole model in that dtype)
+        vdtype = vit.patch_embed.weight.dtype
         with torch.no_grad() if self.freeze_vit else nullcontext():
-            tokens = vit.patch_embed(x.to(vit.param_dtype))
+            tokens = vit.patch_embed(x.to(vdtype))
             h, w = tokens.shape[-2:]
             tokens = tokens.flatten(2).transpose(1, 2)
             B = tokens.shape[0]
-            cls_tok = vit.cls_token.expand(B, -1, -1).to(tokens.dtype)
-            tokens = torch.cat([cls_tok, tokens], dim=1) + vit._pos_embed_for(h, w).to(
-                tokens.dtype)
-        cls_tok, x = tokens[:, :1], tokens[:, 1:].to(dtype)
+            pos = vit._pos_embed_for(h, w).to(tokens.dtype)
+            if vit.cls_token is None:
+                tokens = tokens + pos[:, 1:]
+            else:
+                cls_tok = vit.cls_token.expand(B, -1, -1).to(tokens.dtype)
+                tokens = torch.cat([cls_tok, tokens], dim=1) + pos
+        prefix, x = tokens[:, :n], tokens[:, n:].to(dtype)
 
         device = x.device
         vit_shape = [(h, w)]
@@ -454,12 +513,13 @@ class InternViTAdapter(BaseModule):
 
         vit_maps = []
         for (start, end), block in zip(self.interaction_indexes, self.interactions):
-            # the class token joins the blocks (and is left out of the interactions)
             x = self._run(block.injector, x, c, inject)
-            seq = torch.cat([cls_tok, x.to(vit.param_dtype)], dim=1)
+            seq = x.to(vdtype)
+            if n:
+                seq = torch.cat([prefix, seq], dim=1)
             for i in range(start, end + 1):
                 seq = self._run(vit.blocks[i], seq, (h, w))
-            cls_tok, x = seq[:, :1], seq[:, 1:].to(dtype)
+            prefix, x = seq[:, :n], seq[:, n:].to(dtype)
             c = self._run(block.extract, c, x, extract)
             vit_maps.append(x.transpose(1, 2).reshape(B, -1, h, w))
 
@@ -468,11 +528,12 @@ class InternViTAdapter(BaseModule):
                       for t, s in zip(c.split([n2, n3, c.shape[1] - n2 - n3], dim=1), shapes))
         levels = [self.up(c2) + c1, c2, c3, c4]
         if self.add_vit_feature:
-            levels = [lvl + _resize(v, lvl.shape[-2:]) for lvl, v in zip(levels, vit_maps)]
+            added = vit_maps if self.vit_feature == 'group' else [vit_maps[-1]] * 4
+            levels = [lvl + _resize(v, lvl.shape[-2:]) for lvl, v in zip(levels, added)]
         outs = []
         for s, lvl, norm in zip(self.strides, levels, self.out_norms):
             # contiguous NCHW, as every OpenMMLab backbone returns (RoIAlign needs it)
-            out = norm(lvl)[..., :-(-H // s), :-(-W // s)]
+            out = norm(lvl.float() if self.out_fp32 else lvl)[..., :-(-H // s), :-(-W // s)]
             outs.append(out.contiguous())
         return dict(pyramid=tuple(outs), vit=tuple(vit_maps),
                     padded_size=(Hp, Wp))
