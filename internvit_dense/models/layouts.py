@@ -128,3 +128,77 @@ def unconverted_hint(keys: Iterable[str]) -> str:
     return (f'it is an InternVL (mmseg 0.x) segmentation checkpoint (keys such as '
             f'{", ".join(found[:3])}): convert it first with `python {CONVERTER} SRC DST` '
             'and load DST')
+
+
+# --------------------------------------------------------------------------- adapter segmentors
+# The InternVL authors' adapter segmentor (InternVL-MMDetSeg mmsegmentation/, the 58.1
+# mIoU adapter-tuning config: mmseg/models/backbones/vit_adapter.py, adapter_modules.py)
+# -> ours (InternViTAdapter built as the published leaf: with_cls_token=False, 'LN2d'
+# in the spatial prior module). Their backbone *is* the ViT (InternViTAdapter subclasses
+# InternViT6B), so its keys sit at backbone.{patch_embed.proj, pos_embed, blocks}; ours
+# holds it as backbone.vit. Their spatial prior module is plain Sequentials
+# (stem = conv, LN, ReLU, conv, LN, ReLU, conv, LN, ReLU, max-pool; conv2..4 = conv, LN,
+# ReLU), ours mmcv ConvModules (conv, ln); their MSDeformAttn is our
+# DeformableAttention's .attn (mmcv's module, the same four linears); their DWConv
+# wraps the depthwise conv as .dwconv; their final norms norm1..4 are our out_norms.
+_STEM = {'0': ('0', 'conv'), '1': ('0', 'ln'), '3': ('1', 'conv'), '4': ('1', 'ln'),
+         '6': ('2', 'conv'), '7': ('2', 'ln')}
+_INTERACTION = r'^backbone\.interactions\.(\d+)\.(injector|extractor|extra_extractors\.\d+)\.'
+_ADAPTER_RULES = [
+    (re.compile(r'^backbone\.patch_embed\.proj\.(weight|bias)$'),
+     r'backbone.vit.patch_embed.\1'),
+    (re.compile(r'^backbone\.(cls_token|pos_embed)$'), r'backbone.vit.\1'),
+    (re.compile(r'^backbone\.blocks\.(\d+)\.(ls[12])\.gamma$'), r'backbone.vit.blocks.\1.\2'),
+    (re.compile(r'^backbone\.blocks\.(\d+)\.(.+)$'), r'backbone.vit.blocks.\1.\2'),
+    (re.compile(r'^backbone\.level_embed$'), r'backbone.level_embed'),
+    (re.compile(r'^backbone\.spm\.stem\.([013467])\.(weight|bias)$'),
+     lambda m: 'backbone.spm.stem.{}.{}.{}'.format(*_STEM[m.group(1)], m.group(2))),
+    (re.compile(r'^backbone\.spm\.conv([234])\.0\.weight$'), r'backbone.spm.conv\1.conv.weight'),
+    (re.compile(r'^backbone\.spm\.conv([234])\.1\.(weight|bias)$'),
+     r'backbone.spm.conv\1.ln.\2'),
+    (re.compile(r'^backbone\.spm\.fc([1-4])\.(weight|bias)$'), r'backbone.spm.fc\1.\2'),
+    (re.compile(_INTERACTION + r'attn\.(sampling_offsets|attention_weights|value_proj'
+                r'|output_proj)\.(weight|bias)$'),
+     r'backbone.interactions.\1.\2.attn.attn.\3.\4'),
+    (re.compile(_INTERACTION + r'ffn\.dwconv\.dwconv\.(weight|bias)$'),
+     r'backbone.interactions.\1.\2.ffn.dwconv.\3'),
+    (re.compile(_INTERACTION + r'((query|feat|ffn)_norm\.(weight|bias)|ffn\.fc[12]\.'
+                r'(weight|bias))$'), r'backbone.interactions.\1.\2.\3'),
+    (re.compile(r'^backbone\.interactions\.(\d+)\.injector\.gamma$'),
+     r'backbone.interactions.\1.injector.gamma'),
+    (re.compile(r'^backbone\.up\.(weight|bias)$'), r'backbone.up.\1'),
+    (re.compile(r'^backbone\.norm([1-4])\.(weight|bias)$'),
+     lambda m: f'backbone.out_norms.{int(m.group(1)) - 1}.{m.group(2)}'),
+    (re.compile(r'^((decode_head|auxiliary_head)\..+)$'), r'\1'),
+]
+# Names only the InternVL adapter segmentor has among the InternVL layouts.
+_ADAPTER_MARKERS = re.compile(r'^backbone\.(spm|interactions)\.|^backbone\.level_embed$')
+
+
+def is_internvl_adapter_segmentor(keys: Iterable[str]) -> bool:
+    """Whether ``keys`` (``module.`` prefix or not) are an InternVL adapter segmentor's:
+    the plain-ViT segmentor layout has no spatial prior module, interactions or level
+    embedding."""
+    return any(_ADAPTER_MARKERS.match(k[len('module.'):] if k.startswith('module.') else k)
+               for k in keys)
+
+
+def convert_internvl_adapter_segmentor(
+        state: Dict[str, object]) -> Tuple['OrderedDict', List[str]]:
+    """Map an InternVL adapter segmentor state dict (mmseg 0.x) onto this package's
+    adapter segmentors (the published adapter-tuning leaf).
+
+    Returns the converted state dict (same tensors, same order) and the keys no rule
+    covers: the caller decides whether those are an error. A ``backbone.cls_token`` (the
+    upstream adapter has none: it sets ``cls_token = None``) is mapped to
+    ``backbone.vit.cls_token``, so that loading it into a model without a class token
+    fails strictly instead of dropping it."""
+    converted, unknown = OrderedDict(), []
+    for key, value in strip_module_prefix(state).items():
+        for pattern, repl in _ADAPTER_RULES:
+            if pattern.match(key):
+                converted[pattern.sub(repl, key)] = value
+                break
+        else:
+            unknown.append(key)
+    return converted, unknown

@@ -13,6 +13,12 @@ class names and palette::
 
     python tools/model_converters/internvl2mmseg.py SRC DST
 
+An adapter segmentor (InternVL-MMDetSeg's adapter-tuning config: ``backbone.spm``,
+``backbone.interactions``, ``backbone.level_embed``, ``backbone.norm1..4`` next to the
+ViT's keys) is recognised by its keys and mapped onto ``InternViTAdapter``
+(:func:`internvit_dense.models.layouts.convert_internvl_adapter_segmentor`), for
+``configs/internvit_adapter/upernet_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py``.
+
 ``SRC`` may hold any container the upstream tools write: a bare state dict (what their
 ``segmentation/release.py`` saves), mmcv 1.x's ``{meta, state_dict, optimizer}``,
 ``{'module': state_dict}``, or a DeepSpeed ``mp_rank_00_model_states.pt`` (or the
@@ -79,15 +85,28 @@ def dataset_meta(name: str) -> dict:
 
 def convert_file(src: str, dst: str, dataset: str = 'auto', trust: bool = False) -> dict:
     """Convert ``src`` into ``dst``; returns a summary (container, form, classes)."""
-    from internvit_dense.models.layouts import convert_internvl_segmentor
+    from internvit_dense.models.layouts import (
+        convert_internvl_adapter_segmentor,
+        convert_internvl_segmentor,
+        is_internvl_adapter_segmentor,
+    )
     state, container, upstream_meta = read_state_dict(src, trust=trust)
-    converted, unknown = convert_internvl_segmentor(state)
-    if unknown:
-        raise ValueError(
-            f'{src}: keys outside the InternVL segmentor layout ({len(unknown)}): '
-            f'{unknown[:8]}. A pyramid with final norms (with_final_norm=True: up1.4, '
-            "up2.1, ...) has no counterpart in mmseg's Feature2Pyramid")
-    if 'backbone.pos_embed' not in converted or 'decode_head.conv_seg.weight' not in converted:
+    adapter = is_internvl_adapter_segmentor(state)
+    if adapter:
+        converted, unknown = convert_internvl_adapter_segmentor(state)
+        if unknown:
+            raise ValueError(
+                f'{src}: keys outside the InternVL adapter segmentor layout '
+                f'({len(unknown)}): {unknown[:8]}')
+    else:
+        converted, unknown = convert_internvl_segmentor(state)
+        if unknown:
+            raise ValueError(
+                f'{src}: keys outside the InternVL segmentor layout ({len(unknown)}): '
+                f'{unknown[:8]}. A pyramid with final norms (with_final_norm=True: up1.4, '
+                "up2.1, ...) has no counterpart in mmseg's Feature2Pyramid")
+    pos = 'backbone.vit.pos_embed' if adapter else 'backbone.pos_embed'
+    if pos not in converted or 'decode_head.conv_seg.weight' not in converted:
         raise ValueError(f'{src} is not an InternVL segmentor: it lacks '
                          'backbone.pos_embed or decode_head.conv_seg.weight '
                          f'(first keys: {list(state)[:5]})')
@@ -103,8 +122,11 @@ def convert_file(src: str, dst: str, dataset: str = 'auto', trust: bool = False)
                          f"{len(meta_info['classes'])}")
     form = ('upernet' if any(k.startswith('decode_head.psp_modules.') for k in converted)
             else 'linear')
-    depth = 1 + max(int(k.split('.')[2]) for k in converted
-                    if k.startswith('backbone.blocks.'))
+    if adapter:
+        form = f'adapter-{form}'
+    blocks = 'backbone.vit.blocks.' if adapter else 'backbone.blocks.'
+    depth = 1 + max(int(k[len(blocks):].split('.')[0]) for k in converted
+                    if k.startswith(blocks))
     meta = dict(dataset_meta=meta_info, converted_from=osp.basename(src),
                 converter='tools/model_converters/internvl2mmseg.py',
                 source_container=container, source_form=form, source_blocks=depth)
