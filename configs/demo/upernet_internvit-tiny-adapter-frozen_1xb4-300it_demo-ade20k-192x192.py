@@ -7,9 +7,14 @@
 # with the released weights. Only the adapter and the heads train. Pointing `data_root`
 # at a real ADE20K copy and dropping the overrides below gives back the real experiment.
 #
+# The adapter is the published one (InternVL's wiring: the final ViT map at every
+# level, no class token, LayerNorms in the spatial prior module); the demo ViT's class
+# token is left out on load, as the 6B's is.
+#
 # Scaled to 10 images on 2 CPU cores: crop 192 (a multiple of 32: no padding), a
-# 16-channel spatial prior stem, UperNet 64 channels, fp32 throughout, whole-image
-# testing, lr 1e-3 for the layers that start from scratch (as the segmentation demo).
+# 16-channel spatial prior stem, UperNet 64 channels, fp32 throughout without DeepSpeed
+# (the published fp16 ZeRO-1 strategy needs CUDA), whole-image testing, lr 1e-3 for the
+# layers that start from scratch (as the segmentation demo).
 _base_ = ('../internvit_adapter/'
           'upernet_internvit-6b-224px-adapter-frozen_8xb2-80k_ade20k-512x512.py')
 from mmseg_internvit.datasets.pipelines import seg_pipelines  # noqa: E402
@@ -31,6 +36,7 @@ model = dict(
     decode_head=dict(channels=64),  # input widths (96) follow the backbone
     auxiliary_head=dict(channels=32),
     test_cfg=dict(_delete_=True, mode='whole'))
+strategy = None  # a plain run: DeepSpeed has no fp16 on the CPU
 
 train_pipeline, test_pipeline, tta_pipeline = seg_pipelines(
     crop_size, 150, reduce_zero_label=True, train_side=192, test_side=252)
