@@ -80,12 +80,16 @@ class DeformableAttention(nn.Module):
 
     mmcv's module owns the parameters and their Deformable-DETR initialisation; the
     forward is the module's own, step for step (a test holds it equal to
-    ``MultiScaleDeformableAttention.forward``), except that the sampling always runs
-    in fp32 with autocast off, as the original adapter's op does. mmcv 2.1's CUDA
-    kernel has float and half paths only, so bf16 values (autocast, or a model that
-    DeepSpeed holds in bf16) would not run on it, and half-precision sampling offsets
-    lose sub-pixel positions on large maps. The sampling is mmcv's CUDA kernel for
-    CUDA tensors and ``multi_scale_deformable_attn_pytorch`` otherwise, as in mmcv.
+    ``MultiScaleDeformableAttention.forward``), except that the sampling (locations,
+    softmax of the weights, the bilinear gather and weighted sum) always runs in fp32
+    with autocast off; the four projections run in the weights' dtype. The InternVL
+    authors' copy of the op (their ``ops/deformable_attention``, ``custom_fwd``
+    without ``cast_inputs``) samples in the values' dtype, fp16 in their fp16 runs.
+    mmcv 2.1's CUDA kernel has float and half paths only, so bf16 values (autocast,
+    or a model that DeepSpeed holds in bf16) would not run on it, and half-precision
+    sampling locations lose sub-pixel positions on large maps. The sampling is mmcv's
+    CUDA kernel for CUDA tensors and ``multi_scale_deformable_attn_pytorch``
+    otherwise, as in mmcv.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, num_levels: int, num_points: int,
