@@ -183,9 +183,10 @@ class InternBlock(nn.Module):
                  qkv_bias: bool, qk_normalization: bool, norm_type: str,
                  norm_eps: float, layer_scale_init: float, drop_path: float,
                  attn_impl: str, window_size: int = 0, mlp_act: str = 'gelu',
-                 num_prefix: int = 1, **factory) -> None:
+                 num_prefix: int = 1, window_pad_mask: bool = True, **factory) -> None:
         super().__init__()
         self.window_size = window_size
+        self.window_pad_mask = window_pad_mask
         self.num_prefix = num_prefix  # tokens before the patches: the class token
         self.norm1 = build_norm(norm_type, embed_dims, norm_eps, **factory)
         self.attn = InternAttention(embed_dims, num_heads, qkv_bias, qk_normalization,
@@ -212,10 +213,14 @@ class InternBlock(nn.Module):
         """Attention within ``window_size`` x ``window_size`` windows of the patch grid
         (ViTDet style), so memory grows with the image area instead of its square.
 
-        The grid is padded at the bottom/right to whole windows; padded tokens are
-        masked out as keys. The class token (when the model has one) joins every window
-        and its output is the mean over the windows, so a window covering the whole
-        grid computes exactly global attention.
+        The (normed) tokens are zero-padded at the bottom/right to whole windows.
+        ``window_pad_mask`` (default): the padded tokens are masked out as keys.
+        Otherwise they stay in every window's softmax, as the InternVL authors' and
+        PIIP's ``WindowedAttention`` leave them: their keys and values are what the
+        attention computes from a zero token (q = k = v = 0 without qkv bias, so
+        logits 0 and zero values). The class token (when the model has one) joins every
+        window and its output is the mean over the windows, so a window covering the
+        whole grid computes exactly global attention.
         """
         B, _, C = x.shape
         (h, w), ws, n = grid, self.window_size, self.num_prefix
@@ -227,7 +232,7 @@ class InternBlock(nn.Module):
             B * nh * nw, ws * ws, C)
         seq = torch.cat([cls_tok.repeat_interleave(nh * nw, dim=0), windows], dim=1)
         key_mask = None
-        if ph or pw:
+        if (ph or pw) and self.window_pad_mask:
             valid = torch.ones(h + ph, w + pw, dtype=torch.bool, device=x.device)
             valid[h:], valid[:, w:] = False, False
             valid = valid.reshape(nh, ws, nw, ws).transpose(1, 2).reshape(nh * nw, ws * ws)
@@ -249,8 +254,8 @@ class InternViT(BaseModule):
             ``'internvit-6b-448px-v1-2'`` etc.) or ``'internvit-300m-448px'``; see
             ``PRESETS`` / ``PRESET_ALIASES``.
         img_size (int | tuple[int, int], optional): input size the position grid is
-            built for; other input sizes resize the grid on the fly. Defaults to the
-            preset's pretraining size.
+            built for; how other input sizes use it is ``pos_embed_mode``. Defaults to
+            the preset's pretraining size.
         out_indices (int | Sequence[int]): blocks whose outputs are returned, as NCHW
             maps at stride ``patch_size``; negative indices count from the end.
             ``'stages'``: the four blocks one ``num_layers // 4`` apart that end at
@@ -266,17 +271,26 @@ class InternViT(BaseModule):
             checkpointing) to save activation memory.
         window_size (int): when > 0, blocks attend within windows of this many
             patches per side (ViTDet style, for large detection inputs); the grid is
-            padded to whole windows and the padding masked. 0: global attention.
+            padded to whole windows (bottom/right). 0: global attention.
+        window_pad_mask (bool): mask the padding tokens of the windows out as keys
+            (default). False keeps them in the softmax as zero tokens, as the InternVL
+            authors' detection backbone (InternVL-MMDetSeg) and PIIP's windowed
+            attention do (see :meth:`InternBlock.window_attn`).
         global_attn_indexes (Sequence[int]): blocks that keep global attention when
             ``window_size`` > 0 (negative indices allowed), e.g. every 6th block.
         pos_embed_mode (str): how the position grid (sized for ``img_size``) meets an
             input grid of another size. ``'resize'`` stretches it bicubically to the
             input grid, as mmseg's ViT does: for fixed-size crops and whole-image
-            segmentation. ``'crop'`` gives every patch the embedding of its own
+            segmentation, and what the InternVL authors' and PIIP's detection backbones
+            do for every input. ``'crop'`` gives every patch the embedding of its own
             absolute position, taking the top-left part of the grid (ViTDet):
             detection batches are padded bottom/right to varying sizes, and stretching
             would move a pixel's embedding with the padding of the batch it is in.
-            Inputs larger than ``img_size`` are resized in both modes.
+            One rule holds for every input of a run, whatever its size or aspect
+            ratio: in ``'crop'`` mode an input whose patch grid exceeds the grid of
+            ``img_size`` in either direction is an error naming ``img_size`` (set it to
+            the largest padded input of the run, e.g. 1344 for 1333 x 800 padded to a
+            multiple of 32), never a silently stretched grid.
         with_cls_token (bool): prepend the class token, as the released model does.
             False leaves it out (no parameter, nothing attended to) and adds only the
             patch rows of the position embedding (its class row stays, unused), as the
@@ -315,6 +329,7 @@ class InternViT(BaseModule):
                  window_size: int = 0,
                  global_attn_indexes: Sequence[int] = (),
                  pos_embed_mode: str = 'resize',
+                 window_pad_mask: bool = True,
                  with_cls_token: bool = True,
                  mlp_act: str = 'gelu',
                  frozen: bool = False,
@@ -372,6 +387,8 @@ class InternViT(BaseModule):
                              f'{pos_embed_mode!r}')
         if not isinstance(with_cls_token, bool):
             raise TypeError(f'with_cls_token must be True or False, got {with_cls_token!r}')
+        if not isinstance(window_pad_mask, bool):
+            raise TypeError(f'window_pad_mask must be True or False, got {window_pad_mask!r}')
         if mlp_act not in MLP_ACTS:
             raise ValueError(f'mlp_act must be one of {MLP_ACTS}, got {mlp_act!r}')
         self.with_cls_token = with_cls_token
@@ -379,6 +396,7 @@ class InternViT(BaseModule):
         self.mlp_act = mlp_act
         self.pos_embed_mode = pos_embed_mode
         self.window_size = window_size
+        self.window_pad_mask = window_pad_mask
         self.global_attn_indexes = sorted(global_blocks)
         self.attn_impl = attn_impl
         self.with_cp = with_cp
@@ -411,7 +429,8 @@ class InternViT(BaseModule):
                         cfg['qk_normalization'], cfg['norm_type'], norm_eps,
                         cfg['layer_scale_init'], dpr[i], attn_impl,
                         window_size=0 if i in global_blocks else window_size,
-                        mlp_act=mlp_act, num_prefix=self.num_prefix, **factory)
+                        mlp_act=mlp_act, num_prefix=self.num_prefix,
+                        window_pad_mask=window_pad_mask, **factory)
             for i in range(self.num_layers)
         ])
         if defer_init:
@@ -498,8 +517,23 @@ class InternViT(BaseModule):
         return tuple(outs)
 
     def _pos_embed_for(self, h: int, w: int) -> torch.Tensor:
+        """The (1, 1 + h*w, C) position embedding of an input grid of h x w patches
+        (class row first), by ``pos_embed_mode``: ``'resize'`` stretches the grid to
+        (h, w) for every input; ``'crop'`` takes its top-left h x w part for every
+        input and refuses one that does not fit."""
         gh, gw = self.grid_size
-        if self.pos_embed_mode == 'crop' and h <= gh and w <= gw:
+        if self.pos_embed_mode == 'crop':
+            if h > gh or w > gw:
+                p = self.patch_size
+                raise ValueError(
+                    f"pos_embed_mode='crop': an input of {h} x {w} patches ({h * p} x "
+                    f'{w * p} px after padding to the patch size) does not fit the '
+                    f'position grid of {gh} x {gw} patches built for img_size='
+                    f'{self.img_size}. In crop mode every input of a run takes its '
+                    'absolute positions from that grid (none is stretched), so img_size '
+                    'must cover the largest padded input: set img_size to at least '
+                    f'({max(h, gh) * p}, {max(w, gw) * p}) (e.g. 1344 for 1333 x 800 '
+                    "images padded to 32), or use pos_embed_mode='resize'")
             if (h, w) == (gh, gw):
                 return self.pos_embed
             grid = self.pos_embed[:, 1:].unflatten(1, (gh, gw))[:, :h, :w]
