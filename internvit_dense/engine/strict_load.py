@@ -21,7 +21,10 @@ def revise_keys(state: dict,
 def check_state_dict_fits(model: nn.Module, state: dict, filename: str) -> None:
     """Raise :class:`CheckpointMismatchError` listing the missing, unexpected and
     mis-shaped keys of ``state`` for ``model`` (the report the backbone loader gives)."""
-    hint = unconverted_hint(state)
+    # a model may know the upstream layout of its own task (the detectors name
+    # piip2mmdet.py); otherwise the InternVL segmentor layout is recognised
+    own_hint = getattr(model, 'unconverted_checkpoint_hint', None)
+    hint = own_hint(state) if callable(own_hint) else unconverted_hint(state)
     if hint:
         raise CheckpointMismatchError(f'checkpoint {filename} does not fit the model '
                                       f'{type(model).__name__}: {hint}')
