@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs'
 FOLDERS = ('internvit', 'internvit_adapter', 'internvit_det', 'internvit_adapter_det')
 NONE = '—'  # a README cell without a published number
-RELEASED_WEIGHTS = 'https://huggingface.co/OpenGVLab/InternVL/resolve/main/'
+# the released weights (URL prefix) and the converter their Weights Format must name
+RELEASED_WEIGHTS = {'https://huggingface.co/OpenGVLab/InternVL/resolve/main/': 'internvl2mmseg.py',
+                    'https://huggingface.co/OpenGVLab/PIIP/resolve/main/': 'piip2mmdet.py'}
 
 PUBLISHED_MIOU = re.compile(r'Published:\s*(\d+(?:\.\d+)?)\s*mIoU')
 PUBLISHED_AP = re.compile(
@@ -159,15 +161,17 @@ def metafile_problems(folder: Path):
                             f'one of {collections}')
         if Path(m['Config']).stem != m['Name']:
             problems.append(f"{m['Name']}: Name is not the stem of {m['Config']}")
-        # nothing was trained here: the only weights are those the InternVL authors
-        # released, in their layout, which the metafile must say needs the converter
+        # nothing was trained here: the only weights are those the InternVL authors and
+        # the PIIP authors released, in their layout, which the metafile must say needs
+        # the converter
         if 'Training log' in m:
             problems.append(f"{m['Name']}: has 'Training log'")
-        if 'Weights' in m and not (
-                str(m['Weights']).startswith(RELEASED_WEIGHTS)
-                and 'internvl2mmseg.py' in m.get('Metadata', {}).get('Weights Format', '')):
-            problems.append(f"{m['Name']}: Weights {m['Weights']!r} is not an InternVL "
-                            'release with its Weights Format (the converter)')
+        if 'Weights' in m and not any(
+                str(m['Weights']).startswith(prefix)
+                and converter in m.get('Metadata', {}).get('Weights Format', '')
+                for prefix, converter in RELEASED_WEIGHTS.items()):
+            problems.append(f"{m['Name']}: Weights {m['Weights']!r} is not an InternVL / "
+                            'PIIP release with its Weights Format (the converter)')
     for s in strings(meta):
         if s.startswith('configs/') and not (root / s).exists():
             problems.append(f'{s} does not exist')

@@ -1,6 +1,7 @@
-# The embedded detection demo: the real frozen-backbone Mask R-CNN config (the upstream
-# InternVL setting) with a tiny InternViT (width 96, 6 blocks, patch 16, windows of 5
-# with two global blocks) that starts from the segmentation demo's backbone as its
+# The embedded detection demo: the real frozen-backbone Mask R-CNN config (this
+# package's own windowed design, mask-rcnn_internvit-6b-frozen-win14_...; the upstream
+# InternVL setting trains under DeepSpeed fp16, which needs CUDA) with a tiny InternViT
+# (width 96, 6 blocks, patch 16, windows of 5 with two global blocks) that starts from the segmentation demo's backbone as its
 # frozen "pretrained" weights, narrower heads, 320 px inputs and a short CPU schedule,
 # on real photographs with real instance masks in COCO format made by
 # tools/dataset_converters/prepare_demo_data.py. Pointing `data_root` at a real COCO
@@ -14,7 +15,7 @@
 #   RoIAlign take most of a step;
 # - no scale jitter: the demo evaluates on its own training images, so its AP measures
 #   how well the model fits them, not how it generalises.
-_base_ = '../internvit_det/mask-rcnn_internvit-6b-frozen_simplefpn_8xb2-1x_coco.py'
+_base_ = '../internvit_det/mask-rcnn_internvit-6b-frozen-win14_simplefpn_8xb2-1x_coco.py'
 
 data_root = 'data/demo_coco/'
 classes = ('person', 'car', 'bus', 'truck', 'sports ball', 'bottle', 'chair', 'couch',

@@ -3,6 +3,7 @@
 _base_ = ['mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py', './internvit_vit.py']
 
 model = dict(
+    type='InternViTCascadeRCNN',
     data_preprocessor={{_base_.vit_data_preprocessor}},
     backbone={{_base_.vit_backbone}},
     neck={{_base_.vit_neck}},

@@ -1,7 +1,10 @@
-# Mask R-CNN over InternViT + a simple feature pyramid (mmdet's own Mask R-CNN).
+# Mask R-CNN over InternViT + a simple feature pyramid (mmdet's own Mask R-CNN, with
+# the guard against unconverted upstream checkpoints), with this package's heads: a
+# 2-conv RPN, Shared4Conv1FC box and 4-conv mask heads with SyncBN.
 _base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', './internvit_vit.py']
 
 model = dict(
+    type='InternViTMaskRCNN',
     data_preprocessor={{_base_.vit_data_preprocessor}},
     backbone={{_base_.vit_backbone}},
     neck={{_base_.vit_neck}},

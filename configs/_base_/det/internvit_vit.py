@@ -1,5 +1,7 @@
-# The parts every InternViT detector shares: a plain ViT (patch 16, windowed attention
-# with interleaved global blocks) and a ViTDet-style simple feature pyramid.
+# The parts this package's own InternViT detector designs share: a plain ViT (patch 16,
+# windowed attention with interleaved global blocks, absolute positions) and a
+# ViTDet-style simple feature pyramid with SyncBN. (The upstream recipes, PIIP's and the
+# InternVL authors', are internvit_upstream-simplefpn_mask-rcnn.py.)
 custom_imports = dict(imports=['mmdet_internvit'], allow_failed_imports=False)
 # mmengine's Runner with safe, strict checkpoint loading and CPU-only distributed
 # runs; mmseg's / mmdet's own tools/train.py and test.py build it from here too.
@@ -14,9 +16,12 @@ vit_backbone = dict(
     type='InternViT',
     arch='internvit-300m-448px',
     patch_size=16,           # 14-px weights are resized on load (kernel + grid)
-    img_size=1024,
+    # absolute positions for every input, from a grid that covers the largest padded
+    # input of these configs: 1333 x 800 test images pad to 1344 x 800 (LSJ trains on
+    # 1024 crops). Inputs beyond it are an error, not a stretched grid.
+    img_size=1344,
     out_indices=[23],
-    window_size=14,          # 1024 px / 16 = 64 patches: windows of 14 + padding
+    window_size=14,          # 1024 px / 16 = 64 patches: windows of 14 + masked padding
     global_attn_indexes=[5, 11, 17, 23],
     # absolute positions: batches are padded to varying sizes, and a stretched grid
     # would give a pixel a different embedding in every batch (and at test time)
