@@ -174,13 +174,19 @@ def test_table15_leaf_is_the_upstream_recipe(release, setting, dataset, leaf):
     # --- data
     assert_train_pipeline(cfg.train_pipeline, crop=504, side=504,
                           reduce_zero_label=dataset == 'ade20k')
-    test = transforms(cfg.test_pipeline)
-    # ADE20K: Resize((2016, 504), keep_ratio) (long side capped); COCO-Stuff:
-    # SETR_Resize (short side exactly 504); both then ResizeToMultiple(14)
-    long_side = 2016 if dataset == 'ade20k' else 1_000_000
-    assert test['Resize'] == dict(type='Resize', scale=(long_side, 504), keep_ratio=True)
-    assert test['ResizeToMultiple'] == dict(type='ResizeToMultiple', size_divisor=14)
-    assert [t['type'] for t in cfg.test_pipeline].index('ResizeToMultiple') == 2
+    # ade20k_504x504.py / coco-stuff164k_504x504.py: SETR_Resize (the short side exactly
+    # 504 whatever the aspect ratio), then ResizeToMultiple(14)
+    assert_test_pipeline(cfg, long_side=1_000_000)
+
+
+def assert_test_pipeline(cfg, long_side):
+    for pipeline in (cfg.test_pipeline, cfg.val_dataloader.dataset.pipeline,
+                     cfg.test_dataloader.dataset.pipeline):
+        test = transforms(pipeline)
+        assert test['Resize'] == dict(type='Resize', scale=(long_side, 504),
+                                      keep_ratio=True)
+        assert test['ResizeToMultiple'] == dict(type='ResizeToMultiple', size_divisor=14)
+        assert [t['type'] for t in pipeline].index('ResizeToMultiple') == 2
 
 
 def assert_train_pipeline(pipeline, crop, side, reduce_zero_label):
@@ -260,11 +266,14 @@ def test_few_shot_leaves_are_the_upstream_recipes(name):
     assert cfg.train_cfg.val_interval == 1000
     assert cfg.default_hooks.checkpoint.interval == 1000
     ds = cfg.train_dataloader.dataset
-    if k == 1:  # ade20k_504x504.py: all images, mmseg's dataset
+    if k == 1:  # ade20k_504x504.py: all images, mmseg's dataset, SETR_Resize test
         assert ds.type == 'ADE20KDataset'
-    else:  # max_image_num=20210 // k of a shuffle seeded with the run seed
+        assert_test_pipeline(cfg, long_side=1_000_000)
+    else:  # max_image_num=20210 // k of a shuffle seeded with the run seed; the
+        # ade20k_504x504_1of{k}.py bases test with Resize((2016, 504), keep_ratio)
         assert ds.type == 'ADE20KSubsetDataset' and ds.subset_fraction == 1 / k
         assert ds.get('subset_seed') is None
+        assert_test_pipeline(cfg, long_side=2016)
     assert_schedule(cfg, warmup=warmup, max_iters=iters)
 
 
@@ -312,23 +321,38 @@ def upstream_test_size(h, w, side, long_cap, divisor):
     return h, w
 
 
-@pytest.mark.parametrize('base,long_cap', [('ade20k_504x504.py', 2016),
-                                           ('coco-stuff164k_504x504.py', None)])
-def test_test_resize_is_upstreams(base, long_cap):
-    """ADE20K: short side 504 (long side at most 2016); COCO-Stuff: SETR_Resize, short
-    side exactly 504 whatever the aspect ratio; then a multiple of 14."""
+def upstream_setr_test_size(h, w, side, divisor):
+    """InternVL's SETR_Resize(keep_ratio=True, setr_multi_scale=True) at img_scale
+    (2016, 504), from its _resize_img: the scale becomes (side * h / w, side) or (side,
+    side * w / h) for the short side, then mmcv imrescale to it; then ResizeToMultiple."""
+    new_h, new_w = (side * h / w, side) if h > w else (side, side * w / h)
+    scale = min(max(new_h, new_w) / max(h, w), min(new_h, new_w) / min(h, w))
+    h, w = int(h * scale + 0.5), int(w * scale + 0.5)
+    return tuple(math.ceil(x / divisor) * divisor for x in (h, w))
+
+
+@pytest.mark.parametrize('base,pipeline,upstream', [
+    ('ade20k_504x504.py', 'test_pipeline', 'setr'),
+    ('coco-stuff164k_504x504.py', 'test_pipeline', 'setr'),
+    ('ade20k_504x504.py', 'capped_test_pipeline', 2016),  # the few-shot subsets'
+])
+def test_test_resize_is_upstreams(base, pipeline, upstream):
+    """ADE20K and COCO-Stuff: SETR_Resize, the short side exactly 504 whatever the
+    aspect ratio; the few-shot subsets: Resize((2016, 504), keep_ratio); then a
+    multiple of 14."""
     from mmengine.dataset import Compose
     init_default_scope('mmseg')
     cfg = Config.fromfile(str(ROOT / 'configs/_base_/datasets' / base))
-    pipeline = Compose([t for t in cfg.test_pipeline
+    pipeline = Compose([t for t in cfg[pipeline]
                         if t['type'] in ('Resize', 'ResizeToMultiple')])
     rng = np.random.default_rng(0)
     sizes = [(512, 683), (683, 512), (375, 500), (240, 1500), (1600, 300), (504, 504),
              (333, 334)] + [tuple(rng.integers(100, 1200, 2)) for _ in range(20)]
     for h, w in sizes:
         out = pipeline(dict(img=np.zeros((h, w, 3), np.uint8)))
-        cap = long_cap or 10 * max(h, w) * 504 / min(h, w)  # SETR: no cap
-        assert out['img'].shape[:2] == upstream_test_size(h, w, 504, cap, 14), (h, w)
+        want = (upstream_setr_test_size(h, w, 504, 14) if upstream == 'setr' else
+                upstream_test_size(h, w, 504, upstream, 14))
+        assert out['img'].shape[:2] == want, (h, w)
 
 
 def test_few_shot_subset_is_upstreams_shuffle(tmp_path):
@@ -365,6 +389,36 @@ def test_few_shot_subset_is_upstreams_shuffle(tmp_path):
         ADE20KSubsetDataset(data_root=str(tmp_path), subset_fraction=0.5, pipeline=[],
                             data_prefix=dict(img_path='images/training',
                                              seg_map_path='annotations/training'))
+
+
+def test_the_runner_passes_its_seed_to_subsets_inside_wrappers(tmp_path):
+    """InternViTRunner.build_dataloader (what mmengine's loops call, with the run's
+    seed) seeds a subset without its own seed, also inside ConcatDataset /
+    RepeatDataset, and leaves a built dataset object alone."""
+    from mmengine.dataset import ConcatDataset
+
+    from internvit_dense.engine.runners import InternViTRunner, with_run_seed
+    init_default_scope('mmseg')
+    for split in ('images/training', 'annotations/training'):
+        (tmp_path / split).mkdir(parents=True)
+    names = [f'img_{i:03d}' for i in range(20)]
+    for n in names:
+        (tmp_path / 'images/training' / f'{n}.jpg').touch()
+        (tmp_path / 'annotations/training' / f'{n}.png').touch()
+    subset = dict(type='ADE20KSubsetDataset', data_root=str(tmp_path), subset_fraction=0.5,
+                  data_prefix=dict(img_path='images/training',
+                                   seg_map_path='annotations/training'), pipeline=[])
+    expected = sorted(names)
+    random.Random(77).shuffle(expected)
+    loader = dict(batch_size=1, num_workers=0, sampler=dict(type='DefaultSampler'),
+                  dataset=dict(type='ConcatDataset', datasets=[
+                      dict(type='RepeatDataset', times=2, dataset=subset)]))
+    built = InternViTRunner.build_dataloader(loader, seed=77)
+    inner = built.dataset.datasets[0].dataset
+    assert [Path(f).stem for f in inner.subset_files] == expected[:10]
+    assert loader['dataset']['datasets'][0]['dataset'].get('subset_seed') is None
+    ready = ConcatDataset([inner])  # a built dataset passes through untouched
+    assert with_run_seed(dict(dataset=ready), 1)['dataset'] is ready
 
 
 def test_few_shot_sizes_are_upstreams_integer_division():

@@ -46,9 +46,10 @@ def seg_pipelines(crop_size: Sequence[int], num_classes: int, reduce_zero_label:
             multiple of this, mmseg's ``ResizeToMultiple``, as the InternVL recipes do
             with the patch size 14. None: no such step.
         test_long_side: ``'max4x'``: the long side is at most 4x ``test_side`` (mmseg's
-            ``Resize(scale=(4 * side, side), keep_ratio=True)``, the InternVL ADE20K
-            recipe); ``'unbounded'``: the short side is exactly ``test_side`` whatever
-            the aspect ratio (the InternVL COCO-Stuff recipe's ``SETR_Resize``).
+            ``Resize(scale=(4 * side, side), keep_ratio=True)``, the InternVL few-shot
+            subsets' test); ``'unbounded'``: the short side is exactly ``test_side``
+            whatever the aspect ratio (the InternVL recipes' ``SETR_Resize``, ADE20K
+            and COCO-Stuff). The test-time augmentation resizes each scale the same way.
     """
     if test_long_side not in ('max4x', 'unbounded'):
         raise ValueError("test_long_side must be 'max4x' or 'unbounded', got "
@@ -67,20 +68,25 @@ def seg_pipelines(crop_size: Sequence[int], num_classes: int, reduce_zero_label:
         dict(type='PhotoMetricDistortion'),
         dict(type='PackSegInputs'),
     ]
-    long_side = 4 * test_side if test_long_side == 'max4x' else UNBOUNDED_SIDE
+    def resize(side: int) -> dict:
+        long_side = 4 * side if test_long_side == 'max4x' else UNBOUNDED_SIDE
+        return dict(type='Resize', scale=(long_side, side), keep_ratio=True)
+
+    to_multiple = ([dict(type='ResizeToMultiple', size_divisor=size_divisor)]
+                   if size_divisor else [])
     test = [
         dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(long_side, test_side), keep_ratio=True),
-        *([dict(type='ResizeToMultiple', size_divisor=size_divisor)]
-          if size_divisor else []),
+        resize(test_side),
+        *to_multiple,
         dict(labels),
         dict(type='PackSegInputs'),
     ]
+    # each scale resized as the single-scale test is (the 1.0 scale is that test)
     tta = [
         dict(type='LoadImageFromFile'),
         dict(type='TestTimeAug', transforms=[
-            [dict(type='Resize', scale=(int(4 * test_side * r), int(test_side * r)),
-                  keep_ratio=True) for r in tta_ratios],
+            [resize(int(test_side * r)) for r in tta_ratios],
+            *([to_multiple] if to_multiple else []),
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
             [dict(labels)],
