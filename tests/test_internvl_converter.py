@@ -238,6 +238,23 @@ def unconverted(tmp_path_factory):
     return save_upstream_checkpoint(as_released(upstream('head')), path, 'bare')
 
 
+def test_a_models_own_keys_are_never_taken_for_the_upstream_layout(tmp_path):
+    """mmseg's SETRUPHead has a `norm` of its own (decode_head.norm.*, an upstream
+    marker name): its model loads its own checkpoint through every path."""
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = dict(type='BatchedSlideEncoderDecoder',
+               backbone=dict(type='InternViT', embed_dims=WIDTH, num_heads=HEADS,
+                             num_layers=2, mlp_hidden_dims=64, img_size=SIZE),
+               decode_head=dict(type='SETRUPHead', in_channels=WIDTH, channels=16,
+                                num_classes=3, norm_cfg=dict(type='BN')))
+    model = MODELS.build(cfg)
+    assert any(k.startswith('decode_head.norm.') for k in model.state_dict())
+    model.load_state_dict(model.state_dict())
+    torch.save(dict(state_dict=model.state_dict(), meta={}), tmp_path / 'setr.pth')
+    load_plain_checkpoint(MODELS.build(cfg), str(tmp_path / 'setr.pth'))
+
+
 def test_strict_loading_names_the_converter(unconverted):
     """tools/test.py, tools/infer.py, load_from and --resume load through this."""
     ours = build(tiny_leaf(FORMS['head'][0]))

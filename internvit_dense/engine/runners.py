@@ -29,8 +29,10 @@ checkpoint directories before DeepSpeed unpickles them (it loads with
 checkpoint is a consolidated plain file.
 """
 import copy
+import logging
 import os.path as osp
 
+from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import DATASETS
 from mmengine.runner import FlexibleRunner, Runner
@@ -90,33 +92,65 @@ def check_num_classes(cfg) -> None:
 
 
 def with_run_seed(dataloader, seed):
-    """A dataloader config whose ``ADE20KSubsetDataset`` (also inside dataset
-    wrappers) draws its subset with the run's seed when the config leaves
-    ``subset_seed`` unset, as the InternVL authors' few-shot runs drew theirs with the
-    seed of the run. Anything else is returned unchanged."""
-    if not isinstance(dataloader, dict) or seed is None:
+    """A dataloader config whose ``ADE20KSubsetDataset`` (also inside wrappers:
+    ``dataset=`` or ``datasets=[...]``) draws its subset with the run's seed when the
+    config leaves ``subset_seed`` unset, as the InternVL authors' few-shot runs drew
+    theirs with the seed of the run. Only the dicts on the way are copied: a built
+    dataset object passes through as it is, and so does anything else."""
+    if seed is None:
         return dataloader
-    dataloader = copy.deepcopy(dataloader)
-    ds = dataloader.get('dataset')
-    while isinstance(ds, dict):
+
+    def fill(ds):
+        if isinstance(ds, (list, tuple)):
+            return type(ds)(fill(d) for d in ds)
+        if not isinstance(ds, dict):
+            return ds
+        ds = type(ds)(ds)  # a shallow copy: the config itself stays as it was
         kind = ds.get('type')
         if getattr(kind, '__name__', kind) in ('ADE20KSubsetDataset',
                                                'mmseg.ADE20KSubsetDataset') \
                 and ds.get('subset_seed') is None:
             ds['subset_seed'] = int(seed)
-        ds = ds.get('dataset')
+        for key in ('dataset', 'datasets'):
+            if key in ds:
+                ds[key] = fill(ds[key])
+        return ds
+
+    if not isinstance(dataloader, dict) or 'dataset' not in dataloader:
+        return dataloader
+    dataloader = type(dataloader)(dataloader)
+    dataloader['dataset'] = fill(dataloader['dataset'])
     return dataloader
+
+
+def warn_if_decay_misses_the_end(cfg) -> None:
+    """Log a warning when an iteration-based PolyLR / CosineAnnealingLR with a stated
+    ``end`` does not end with the run: our recipes state the poly decay's end
+    (``max_iters + 1``, mmcv's poly, which reaches 0 at ``max_iters``), so a run
+    lengthened or shortened with ``--cfg-options train_cfg.max_iters=N`` alone would
+    otherwise stop half way down the decay, or sit at its final lr for the rest."""
+    max_iters = (cfg.get('train_cfg') or {}).get('max_iters')
+    schedulers = cfg.get('param_scheduler') or []
+    for s in [schedulers] if isinstance(schedulers, dict) else schedulers:
+        if not (isinstance(s, dict) and not s.get('by_epoch', True) and max_iters
+                and s.get('type') in ('PolyLR', 'CosineAnnealingLR') and 'end' in s):
+            continue
+        if s['end'] not in (max_iters, max_iters + 1):  # mmengine's / mmcv's end
+            print_log(f"{s['type']} ends at iteration {s['end'] - 1} but the run has "
+                      f'max_iters={max_iters}: its lr will not follow the schedule to '
+                      f'the end of the run; set its end to max_iters + 1 '
+                      f"(--cfg-options param_scheduler.<i>.end={max_iters + 1})",
+                      logger='current', level=logging.WARNING)
 
 
 def drop_schedulers_after_training(cfg, logger=None) -> None:
     """Remove iteration-based schedulers without ``end`` that begin at or after
     ``train_cfg.max_iters``.
 
-    Our schedules leave the poly decay's ``end`` out, so that mmengine ends it at
-    ``max_iters`` and a shorter schedule is one number. mmengine then refuses a run
-    shorter than the warm-up (``--cfg-options train_cfg.max_iters=2`` for a smoke
-    run: "end should be larger than begin"); such a scheduler would never act, so it
-    is dropped here instead."""
+    mmengine ends a scheduler without ``end`` at ``max_iters``, and refuses one that
+    begins at or after it (a smoke run shorter than a warm-up, ``--cfg-options
+    train_cfg.max_iters=2``: "end should be larger than begin"); such a scheduler
+    would never act, so it is dropped here instead."""
     train_cfg = cfg.get('train_cfg') or {}
     max_iters = train_cfg.get('max_iters')
     schedulers = cfg.get('param_scheduler')
@@ -148,6 +182,7 @@ class InternViTRunner(Runner):
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
         drop_schedulers_after_training(cfg)
+        warn_if_decay_misses_the_end(cfg)
         runner = super().from_cfg(cfg)
         runner.trust_checkpoint = trust_from_cfg(cfg)
         return runner
@@ -198,6 +233,7 @@ class InternViTFlexibleRunner(FlexibleRunner):
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
         drop_schedulers_after_training(cfg)
+        warn_if_decay_misses_the_end(cfg)
         load_from = cfg.get('load_from')
         if load_from and not cfg.get('resume') and osp.isfile(load_from):
             # a plain checkpoint goes in before DeepSpeed wraps the model (mmengine#1499)

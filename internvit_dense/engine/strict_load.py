@@ -21,14 +21,17 @@ def revise_keys(state: dict,
 def check_state_dict_fits(model: nn.Module, state: dict, filename: str) -> None:
     """Raise :class:`CheckpointMismatchError` listing the missing, unexpected and
     mis-shaped keys of ``state`` for ``model`` (the report the backbone loader gives)."""
-    # a model may know the upstream layout of its own task (the detectors name
-    # piip2mmdet.py); otherwise the InternVL segmentor layout is recognised
+    own = model.state_dict()
+    # Keys the model does not have that name an upstream layout: a model may know the
+    # layout of its own task (the detectors name piip2mmdet.py); otherwise the InternVL
+    # segmentor layout is recognised. Keys the model has are never taken for it (an
+    # mmseg head of its own may be called `norm`).
+    foreign = [k for k in state if k not in own]
     own_hint = getattr(model, 'unconverted_checkpoint_hint', None)
-    hint = own_hint(state) if callable(own_hint) else unconverted_hint(state)
+    hint = own_hint(foreign) if callable(own_hint) else unconverted_hint(foreign)
     if hint:
         raise CheckpointMismatchError(f'checkpoint {filename} does not fit the model '
                                       f'{type(model).__name__}: {hint}')
-    own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(f'{k}: checkpoint {tuple(state[k].shape)} vs model '

@@ -16,6 +16,7 @@ Sharded checkpoints are read lazily: only the shards holding vision weights are 
 so pointing at a 26B InternVL chat model reads just its vision tower.
 """
 import json
+import logging
 import os
 import os.path as osp
 import pickle
@@ -297,7 +298,7 @@ def load_pretrained_into(model,
                   f'loading blocks 0-{model.num_layers - 1} and leaving blocks '
                   f'{model.num_layers}-{depth - 1} out (truncate_blocks=True, '
                   f'{len(dropped)} tensors not loaded)', logger='current',
-                  level=30)  # logging.WARNING: the model is not the whole checkpoint
+                  level=logging.WARNING)  # the model is not the whole checkpoint
     elif truncate_blocks and depth <= model.num_layers:
         print_log(f'InternViT: truncate_blocks=True, but {path} has {depth} blocks, no '
                   f'more than the model\'s {model.num_layers}: nothing is left out',
@@ -357,7 +358,7 @@ def load_pretrained_into(model,
     if extra:
         print_log(f'InternViT: ignored {len(extra)} keys outside the vision encoder '
                   f'in {path}: {summarize_keys(extra)}', logger='current',
-                  level=30)  # logging.WARNING
+                  level=logging.WARNING)
     # Tensor by tensor, file by file in file order, each dropped once copied: no
     # second copy of the state dict and no dtype transient of the whole model. Tensors
     # taken as they are from safetensors files are read straight into the parameter;

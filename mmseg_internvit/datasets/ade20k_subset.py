@@ -34,7 +34,10 @@ class ADE20KSubsetDataset(ADE20KDataset):
             the subset of a released run, set the seed its log records.
 
     The chosen file names are kept in ``subset_files``; a short fingerprint is logged
-    and ``RecordSubsetHook`` writes the full list into the work dir.
+    and ``RecordSubsetHook`` writes the full list into the work dir. Every rank draws
+    the same subset, since they share the run's seed; with
+    ``randomness.diff_rank_seed=True`` each rank has its own seed and subset, as
+    upstream's ``--diff_seed`` gave.
     """
 
     def __init__(self, subset_fraction: float = 1.0, subset_seed: Optional[int] = None,
@@ -60,9 +63,10 @@ class ADE20KSubsetDataset(ADE20KDataset):
                 f"no images found under {self.data_prefix.get('img_path')}")
         if self.subset_seed is None:
             raise ValueError(
-                'ADE20KSubsetDataset: subset_seed is None and no run seed was passed in. '
-                "Build it through InternViTRunner (the configs' runner_type), which "
-                'passes the run seed, or set train_dataloader.dataset.subset_seed')
+                f'ADE20KSubsetDataset ({self.data_root}): subset_seed is None and no run '
+                "seed was passed in. Build it through InternViTRunner (the configs' "
+                'runner_type), which passes the run seed to it, also inside dataset '
+                'wrappers, or set subset_seed in its config')
         # 1e-9: 20210 * (1 / 4) must give 5052, as 20210 // 4 does, not 5051.999...
         keep = max(1, math.floor(self.subset_fraction * total + 1e-9))
         random.Random(self.subset_seed).shuffle(data_list)

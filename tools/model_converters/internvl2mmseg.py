@@ -25,11 +25,13 @@ ViT's keys) is recognised by its keys and mapped onto ``InternViTAdapter``
 DeepSpeed checkpoint directory holding it). It is read with ``weights_only=True``: a file
 that needs other pickled objects is refused unless ``--trust-checkpoint`` is given.
 
-Which copy of the upstream code: the released files come from InternVL-MMDetSeg's
-DeepSpeed runs (InternVL ``segmentation/`` has no DeepSpeed, so its README says it cannot
-full-tune), hence their bf16 tensors. The two copies name every module alike (they differ
-in casts and in a forward signature, not in the state dict), so one mapping serves both;
-tensors keep their stored dtype and the model casts them when it loads.
+Which copy of the upstream code: the head-tuning, full-tuning and few-shot files come
+from InternVL-MMDetSeg's DeepSpeed runs (InternVL ``segmentation/`` has no DeepSpeed, so
+its README says it cannot full-tune), the linear probe from a run without DeepSpeed (its
+configs say ``deepspeed = False`` in both copies); the backbones were bf16 in all of them.
+The two copies name every module alike (they differ in casts and in a forward
+signature, not in the state dict), so one mapping serves both; tensors keep their stored
+dtype and the model casts them when it loads.
 """
 import argparse
 import os

@@ -177,7 +177,12 @@ class _HeadCall(nn.Module):
 
 
 def _refuse_unconverted_internvl(module, state_dict, prefix, *args) -> None:
-    hint = unconverted_hint(k[len(prefix):] for k in state_dict if k.startswith(prefix))
+    """load_state_dict pre-hook: refuse, naming the converter, a state dict whose keys
+    the model does not have are an unconverted upstream checkpoint's (keys the model
+    has, e.g. an mmseg head's own ``norm``, are never taken for one)."""
+    own = module.state_dict()
+    hint = unconverted_hint(k[len(prefix):] for k in state_dict
+                            if k.startswith(prefix) and k[len(prefix):] not in own)
     if hint:
         raise CheckpointMismatchError(f'cannot load this checkpoint into '
                                       f'{type(module).__name__}: {hint}')
