@@ -25,8 +25,11 @@ CONFIGS = ROOT / 'configs'
 FOLDERS = ('internvit', 'internvit_adapter', 'internvit_det', 'internvit_adapter_det')
 NONE = '—'  # a README cell without a published number
 # the released weights (URL prefix) and the converter their Weights Format must name
-RELEASED_WEIGHTS = {'https://huggingface.co/OpenGVLab/InternVL/resolve/main/': 'internvl2mmseg.py',
-                    'https://huggingface.co/OpenGVLab/PIIP/resolve/main/': 'piip2mmdet.py'}
+# the release -> the converters its files go through (PIIP: detection and segmentation)
+RELEASED_WEIGHTS = {
+    'https://huggingface.co/OpenGVLab/InternVL/resolve/main/': ('internvl2mmseg.py', ),
+    'https://huggingface.co/OpenGVLab/PIIP/resolve/main/': ('piip2mmdet.py',
+                                                            'internvl2mmseg.py')}
 
 PUBLISHED_MIOU = re.compile(r'Published:\s*(\d+(?:\.\d+)?)\s*mIoU')
 PUBLISHED_AP = re.compile(
@@ -168,8 +171,8 @@ def metafile_problems(folder: Path):
             problems.append(f"{m['Name']}: has 'Training log'")
         if 'Weights' in m and not any(
                 str(m['Weights']).startswith(prefix)
-                and converter in m.get('Metadata', {}).get('Weights Format', '')
-                for prefix, converter in RELEASED_WEIGHTS.items()):
+                and any(c in m.get('Metadata', {}).get('Weights Format', '') for c in ok)
+                for prefix, ok in RELEASED_WEIGHTS.items()):
             problems.append(f"{m['Name']}: Weights {m['Weights']!r} is not an InternVL / "
                             'PIIP release with its Weights Format (the converter)')
     for s in strings(meta):

@@ -697,6 +697,9 @@ def test_metafile_and_readme_list_the_released_checkpoints():
     import yaml
     meta = yaml.safe_load((LEAVES / 'metafile.yaml').read_text())
     weights = {m['Name']: m['Weights'] for m in meta['Models'] if 'Weights' in m}
+    piip = 'upernet_internvit-6b-224px_8xb2-80k_ade20k-512x512'
+    assert weights.pop(piip) == ('https://huggingface.co/OpenGVLab/PIIP/resolve/main/'
+                                 'segmentation/upernet_internvit_6b_512_80k_ade20k_bs16_lr4e-5.pth')
     assert weights == {leaf: f'https://huggingface.co/OpenGVLab/InternVL/resolve/main/{f}.pth'
                        for f, leaf in RELEASED.items()}
     readme = (ROOT / 'README.md').read_text()
