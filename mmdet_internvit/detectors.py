@@ -9,7 +9,7 @@ from mmdet.models.detectors import CascadeRCNN, MaskRCNN
 from mmdet.registry import MODELS
 from torch.func import functional_call
 
-from internvit_dense.models import CheckpointMismatchError
+from internvit_dense.models.checkpoint import unconverted_layout_guard
 
 from .layouts import unconverted_hint
 from .necks import SimpleFeaturePyramid
@@ -49,7 +49,7 @@ class _InternViTDetector:
         super().__init__(*args, **kwargs)
         self.fp32_heads = fp32_heads
         self._outer_autocast = None  # (enabled, dtype) of the call while in fp32 heads
-        self.register_load_state_dict_pre_hook(_refuse_unconverted_upstream)
+        self.register_load_state_dict_pre_hook(unconverted_layout_guard(unconverted_hint))
 
     def unconverted_checkpoint_hint(self, keys) -> str:
         """The converter to name when ``keys`` are an unconverted upstream
@@ -140,18 +140,6 @@ class _Call(nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
-
-
-def _refuse_unconverted_upstream(module, state_dict, prefix, *args) -> None:
-    """load_state_dict pre-hook: refuse, naming the converter, a state dict whose keys
-    the model does not have are an unconverted upstream checkpoint's (keys the model
-    has, e.g. an mmseg head's own ``norm``, are never taken for one)."""
-    own = module.state_dict()
-    hint = unconverted_hint(k[len(prefix):] for k in state_dict
-                            if k.startswith(prefix) and k[len(prefix):] not in own)
-    if hint:
-        raise CheckpointMismatchError(f'cannot load this checkpoint into '
-                                      f'{type(module).__name__}: {hint}')
 
 
 @MODELS.register_module()

@@ -19,6 +19,8 @@ import re
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Tuple
 
+from internvit_dense.models.layouts import convert_by_rules, upstream_hint
+
 CONVERTER = 'tools/model_converters/piip2mmdet.py'
 
 _DETECTOR_RULES = [
@@ -36,13 +38,6 @@ _MARKERS = re.compile(r'^(backbone\.patch_embed\.proj\.|backbone\.blocks\.\d+\.l
                       r'|backbone\.up[1-4]\.)')
 
 
-def strip_module_prefix(state: Dict[str, object]) -> Dict[str, object]:
-    """Drop the ``module.`` of a DDP / DeepSpeed wrapper when every key has it."""
-    if state and all(k.startswith('module.') for k in state):
-        return OrderedDict((k[len('module.'):], v) for k, v in state.items())
-    return state
-
-
 def upstream_detector_markers(keys: Iterable[str]) -> List[str]:
     """The keys that only an unconverted PIIP / InternVL (mmdet 2.x) detector has."""
     return [k for k in keys if _MARKERS.match(k)]
@@ -56,23 +51,11 @@ def convert_upstream_detector(state: Dict[str, object]) -> Tuple['OrderedDict', 
     covers (e.g. the final LayerNorms of ``with_final_norm=True``, which no published
     config uses and the simple pyramid does not have): the caller decides whether
     those are an error."""
-    converted, unknown = OrderedDict(), []
-    for key, value in strip_module_prefix(state).items():
-        for pattern, repl in _DETECTOR_RULES:
-            if pattern.match(key):
-                converted[pattern.sub(repl, key)] = value
-                break
-        else:
-            unknown.append(key)
-    return converted, unknown
+    return convert_by_rules(state, _DETECTOR_RULES)
 
 
 def unconverted_hint(keys: Iterable[str]) -> str:
     """A sentence naming the converter when ``keys`` are an unconverted upstream
     detector's; empty otherwise."""
-    found = upstream_detector_markers(keys)
-    if not found:
-        return ''
-    return (f'it is a PIIP / InternVL (mmdet 2.x) detection checkpoint (keys such as '
-            f'{", ".join(found[:3])}): convert it first with `python {CONVERTER} SRC DST` '
-            'and load DST')
+    return upstream_hint(keys, _MARKERS, 'a PIIP / InternVL (mmdet 2.x) detection',
+                         CONVERTER)

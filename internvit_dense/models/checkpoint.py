@@ -24,7 +24,7 @@ import re
 import struct
 import sys
 from collections import defaultdict
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -371,6 +371,22 @@ def load_pretrained_into(model,
                 targets[name].copy_(tensor)
     reader.close()
     print_log(f'InternViT: loaded {count} tensors from {path}', logger='current')
+
+
+def unconverted_layout_guard(hint: Callable[[Iterable[str]], str]):
+    """A ``load_state_dict`` pre-hook that refuses, with ``hint``'s sentence (naming the
+    converter), a state dict in an unconverted upstream layout, whatever loader it
+    comes through (mmseg's and mmdet's ``init_model`` load with ``strict=False`` and
+    would load half of it). Only keys the model does not have count: a head of the
+    model's own may carry an upstream-looking name (mmseg's SETRUPHead has a ``norm``)."""
+    def guard(module, state_dict, prefix, *args) -> None:
+        own = module.state_dict()
+        message = hint(k[len(prefix):] for k in state_dict
+                       if k.startswith(prefix) and k[len(prefix):] not in own)
+        if message:
+            raise CheckpointMismatchError(f'cannot load this checkpoint into '
+                                          f'{type(module).__name__}: {message}')
+    return guard
 
 
 _BLOCK = re.compile(r'^blocks\.(\d+)\.')

@@ -96,6 +96,32 @@ def strip_module_prefix(state: Dict[str, object]) -> Dict[str, object]:
     return state
 
 
+def convert_by_rules(state: Dict[str, object], rules) -> Tuple['OrderedDict', List[str]]:
+    """Rename every key of ``state`` (a DDP / DeepSpeed ``module.`` prefix dropped) by
+    the first ``(pattern, replacement)`` of ``rules`` that matches it. Returns the
+    converted state dict (same tensors, same order) and the keys no rule covers: the
+    caller decides whether those are an error."""
+    converted, unknown = OrderedDict(), []
+    for key, value in strip_module_prefix(state).items():
+        for pattern, repl in rules:
+            if pattern.match(key):
+                converted[pattern.sub(repl, key)] = value
+                break
+        else:
+            unknown.append(key)
+    return converted, unknown
+
+
+def upstream_hint(keys: Iterable[str], markers, what: str, converter: str) -> str:
+    """A sentence naming ``converter`` when ``keys`` hold names that match ``markers``
+    (names only an unconverted upstream layout has); empty otherwise."""
+    found = [k for k in keys if markers.match(k)]
+    if not found:
+        return ''
+    return (f'it is {what} checkpoint (keys such as {", ".join(found[:3])}): convert it '
+            f'first with `python {converter} SRC DST` and load DST')
+
+
 def internvl_segmentor_markers(keys: Iterable[str]) -> List[str]:
     """The keys that only an unconverted InternVL (mmseg 0.x) segmentor has."""
     return [k for k in keys if _MARKERS.match(k)]
@@ -108,27 +134,14 @@ def convert_internvl_segmentor(state: Dict[str, object]) -> Tuple['OrderedDict',
     covers (for instance the final LayerNorms of ``with_final_norm=True``, a setting no
     published config uses and mmseg's Feature2Pyramid does not have): the caller
     decides whether those are an error."""
-    converted, unknown = OrderedDict(), []
-    for key, value in strip_module_prefix(state).items():
-        for pattern, repl in _SEGMENTOR_RULES:
-            if pattern.match(key):
-                converted[pattern.sub(repl, key)] = value
-                break
-        else:
-            unknown.append(key)
-    return converted, unknown
+    return convert_by_rules(state, _SEGMENTOR_RULES)
 
 
 def unconverted_hint(keys: Iterable[str]) -> str:
     """A sentence naming the converter when ``keys`` are an unconverted InternVL
     segmentor's; empty otherwise."""
-    found = internvl_segmentor_markers(keys)
-    if not found:
-        return ''
-    return (f'it is an InternVL (mmseg 0.x) segmentation checkpoint (keys such as '
-            f'{", ".join(found[:3])}): convert it first with `python {CONVERTER} SRC DST` '
-            'and load DST')
-
+    return upstream_hint(keys, _MARKERS, 'an InternVL (mmseg 0.x) segmentation',
+                         CONVERTER)
 
 # --------------------------------------------------------------------------- adapter segmentors
 # The InternVL authors' adapter segmentor (InternVL-MMDetSeg mmsegmentation/, the 58.1
@@ -193,12 +206,4 @@ def convert_internvl_adapter_segmentor(
     upstream adapter has none: it sets ``cls_token = None``) is mapped to
     ``backbone.vit.cls_token``, so that loading it into a model without a class token
     fails strictly instead of dropping it."""
-    converted, unknown = OrderedDict(), []
-    for key, value in strip_module_prefix(state).items():
-        for pattern, repl in _ADAPTER_RULES:
-            if pattern.match(key):
-                converted[pattern.sub(repl, key)] = value
-                break
-        else:
-            unknown.append(key)
-    return converted, unknown
+    return convert_by_rules(state, _ADAPTER_RULES)

@@ -11,7 +11,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
 from torch.func import functional_call
 
-from internvit_dense.models import CheckpointMismatchError, InternViT, resolve_preset
+from internvit_dense.models import InternViT, resolve_preset
+from internvit_dense.models.checkpoint import unconverted_layout_guard
 from internvit_dense.models.layouts import unconverted_hint
 
 
@@ -75,7 +76,7 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
             # gives; a model built from a plain dict gets the same
             self.test_cfg = ConfigDict(self.test_cfg)
         self.slide_batch_size  # a bad setting fails when the model is built
-        self.register_load_state_dict_pre_hook(_refuse_unconverted_internvl)
+        self.register_load_state_dict_pre_hook(unconverted_layout_guard(unconverted_hint))
 
     # ------------------------------------------------------------------ heads
     def _run_head(self, head: nn.Module, method: str, feats: Sequence[torch.Tensor],
@@ -174,18 +175,6 @@ class _HeadCall(nn.Module):
 
     def forward(self, *args):
         return getattr(self.head, self.method)(*args)
-
-
-def _refuse_unconverted_internvl(module, state_dict, prefix, *args) -> None:
-    """load_state_dict pre-hook: refuse, naming the converter, a state dict whose keys
-    the model does not have are an unconverted upstream checkpoint's (keys the model
-    has, e.g. an mmseg head's own ``norm``, are never taken for one)."""
-    own = module.state_dict()
-    hint = unconverted_hint(k[len(prefix):] for k in state_dict
-                            if k.startswith(prefix) and k[len(prefix):] not in own)
-    if hint:
-        raise CheckpointMismatchError(f'cannot load this checkpoint into '
-                                      f'{type(module).__name__}: {hint}')
 
 
 # mmseg heads whose in_channels is one width per input level
