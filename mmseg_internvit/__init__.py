@@ -25,8 +25,15 @@ from internvit_dense import (
 from internvit_dense.registry import register_core
 from internvit_dense.version import __version__
 
-from .datasets import ADE20KSubsetDataset, LoadCheckedAnnotations
-from .models import BatchedSlideEncoderDecoder, BNLinearHead, LastMapFeature2Pyramid
+from .datasets import ADE20KSubsetDataset, HeldOutSplit, LoadCheckedAnnotations
+from .engine import SweepOptimWrapperConstructor, SweepValLoop
+from .evaluation import SweepIoUMetric
+from .models import (
+    BatchedSlideEncoderDecoder,
+    BNLinearHead,
+    LastMapFeature2Pyramid,
+    SweepEncoderDecoder,
+)
 
 register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPPER_CONSTRUCTORS,
               runners=RUNNERS)
@@ -34,8 +41,9 @@ register_core(models=MODELS, hooks=HOOKS, optim_wrapper_constructors=OPTIM_WRAPP
 __all__ = ['__version__', 'InternViT', 'InternViTAdapter', 'PRESETS', 'resolve_preset',
            'load_pretrained_into', 'CheckpointMismatchError', 'UnsafeCheckpointError',
            'BNLinearHead', 'BatchedSlideEncoderDecoder', 'LastMapFeature2Pyramid',
-           'ADE20KSubsetDataset',
-           'LoadCheckedAnnotations',
+           'ADE20KSubsetDataset', 'HeldOutSplit', 'LoadCheckedAnnotations',
+           'SweepEncoderDecoder', 'SweepOptimWrapperConstructor', 'SweepValLoop',
+           'SweepIoUMetric',
            'EvalBeforeTrainHook', 'RecordSubsetHook',
            'InternViTLayerDecayOptimizerConstructor', 'InternViTDeepSpeedStrategy',
            'InternViTRunner', 'InternViTFlexibleRunner']

@@ -19,9 +19,11 @@ import mmseg_internvit  # noqa: F401
 from internvit_dense.engine import internvit_layer_id
 
 ROOT = Path(__file__).resolve().parents[1]
+# the adapter demo (test_adapter.py) and the sweep demo (test_sweep.py)
+OTHER_DEMOS = ('upernet_internvit-tiny-adapter', 'sweep')
 SEG_CONFIGS = sorted(glob.glob(str(ROOT / 'configs' / 'internvit' / '*.py')) +
                      [p for p in glob.glob(str(ROOT / 'configs' / 'demo' / '*ade20k*.py'))
-                      if 'adapter' not in osp.basename(p)])  # those: test_adapter.py
+                      if not osp.basename(p).startswith(OTHER_DEMOS)])
 DEMO_CONFIG = str(ROOT / 'configs' / 'demo' /
                   'upernet_internvit-tiny_1xb4-600it_demo-ade20k-196x196.py')
 TINY = 32

@@ -1,5 +1,6 @@
 from .decode_heads import BNLinearHead
 from .necks import LastMapFeature2Pyramid
-from .segmentors import BatchedSlideEncoderDecoder
+from .segmentors import BatchedSlideEncoderDecoder, SweepEncoderDecoder
 
-__all__ = ['BNLinearHead', 'BatchedSlideEncoderDecoder', 'LastMapFeature2Pyramid']
+__all__ = ['BNLinearHead', 'BatchedSlideEncoderDecoder', 'LastMapFeature2Pyramid',
+           'SweepEncoderDecoder']

@@ -1,0 +1,3 @@
+from .sweep_metric import SweepIoUMetric
+
+__all__ = ['SweepIoUMetric']
