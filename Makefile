@@ -4,12 +4,14 @@
 #   make demo-det  the detection demo (after, or including, the segmentation one)
 #   make demo-adapter  adapter tuning: ViT-Adapter + UperNet on the segmentation
 #                  demo's frozen backbone (after, or including, the segmentation demo)
+#   make demo-sweep  probing sweep: 12 linear heads on one frozen forward, the head
+#                  selected on held-out photographs; prints the table, writes the plots
 #   make lint   ruff (lint + import order) over the tree; .ci/run runs it before the tests
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo demo-det demo-adapter test lint
+.PHONY: setup demo demo-det demo-adapter demo-sweep test lint
 setup:
 	bash tools/misc/setup_env.sh
 
@@ -21,6 +23,9 @@ demo-det: setup
 
 demo-adapter: setup
 	PY=$(PY) bash tools/misc/run_demo.sh adapter
+
+demo-sweep: setup
+	PY=$(PY) bash tools/misc/run_demo.sh sweep
 
 test: setup
 	$(PY) -m pytest tests

@@ -9,6 +9,9 @@
 #                                      frozen, a ViT-Adapter + UperNet trained on the same
 #                                      photographs (the segmentation demo runs first if
 #                                      needed)
+#   bash tools/misc/run_demo.sh sweep  probing sweep: 12 linear heads (every block x 2 lrs)
+#                                      on the segmentation demo's frozen backbone, one
+#                                      forward, the head selected on 3 held-out photographs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PY=${PY:-.venv/bin/python}
@@ -19,6 +22,8 @@ SEG_DIR=work_dirs/demo_ade20k
 DET_DIR=work_dirs/demo_coco
 ADAPTER_CONFIG=configs/demo/upernet_internvit-tiny-adapter-frozen_1xb4-300it_demo-ade20k-192x192.py
 ADAPTER_DIR=work_dirs/demo_adapter
+SWEEP_CONFIG=configs/demo/sweep-linear_internvit-tiny-frozen_1xb4-80it_demo-ade20k-196x196.py
+SWEEP_DIR=work_dirs/demo_sweep
 
 run_seg() {
     rm -rf "$SEG_DIR"
@@ -64,9 +69,25 @@ run_adapter() {
     echo "demo: loss / mIoU curves in $ADAPTER_DIR/curves.png"
 }
 
+run_sweep() {
+    [ -f "$SEG_DIR/last_checkpoint" ] || run_seg
+    "$PY" tools/model_converters/extract_backbone.py "$(cat "$SEG_DIR/last_checkpoint")" \
+        "$SEG_DIR/backbone.safetensors"
+    rm -rf "$SWEEP_DIR"
+    "$PY" tools/train.py "$SWEEP_CONFIG" --work-dir "$SWEEP_DIR"
+    # tools/test.py selects the head again on the held-out photographs, then scores all
+    "$PY" tools/test.py "$SWEEP_CONFIG" "$(cat "$SWEEP_DIR/last_checkpoint")" \
+        --work-dir "$SWEEP_DIR/test"
+    echo
+    cat "$SWEEP_DIR/test/sweep/results.md"
+    echo "demo: every validation's table and plots in $SWEEP_DIR/sweep/ (heatmap.png, layers.png)"
+    echo "demo: the test's in $SWEEP_DIR/test/sweep/"
+}
+
 case "$TASK" in
     seg) run_seg ;;
     det) run_det ;;
     adapter) run_adapter ;;
-    *) echo "usage: $0 [seg|det|adapter]" >&2; exit 2 ;;
+    sweep) run_sweep ;;
+    *) echo "usage: $0 [seg|det|adapter|sweep]" >&2; exit 2 ;;
 esac
