@@ -35,6 +35,22 @@ def load_tool(name: str):
     return module
 
 
+_CONFIGS = {}
+
+
+def cached_config(path):
+    """``Config.fromfile(path)``, parsed once per session (parsing a leaf and its bases
+    takes about a second; many tests read the same leaves): a deep copy each call, so a
+    test may change it."""
+    import copy
+
+    from mmengine.config import Config
+    key = str(path)
+    if key not in _CONFIGS:
+        _CONFIGS[key] = Config.fromfile(key)
+    return copy.deepcopy(_CONFIGS[key])
+
+
 def train_user_config(tmp_path, base_config: str, body: str):
     """Write a user's config that inherits one of ours (by path, as a user would), train
     it for 2 iterations + one validation through tools/train.py, and return

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
+from conftest import cached_config
 from mmengine.registry import init_default_scope
 from mmseg.models.segmentors import EncoderDecoder
 from test_segmentation import SEG_CONFIGS, tiny_model_cfg
@@ -20,7 +20,7 @@ UPERNET = str(ROOT / 'configs/internvit/upernet_internvit-300m-448px_8xb2-80k_ad
 
 def build(path, crop=42, stride=28, slide_batch_size=4):
     from mmseg.registry import MODELS
-    cfg = tiny_model_cfg(Config.fromfile(path))
+    cfg = tiny_model_cfg(cached_config(path))
     cfg.model.backbone.img_size = crop
     cfg.model.test_cfg.update(crop_size=(crop, crop), stride=(stride, stride),
                               slide_batch_size=slide_batch_size)
@@ -141,7 +141,7 @@ def test_bad_slide_batch_size_is_rejected():
 def test_our_configs_use_batched_slide_inference():
     assert len(SEG_CONFIGS) > 20
     for path in SEG_CONFIGS:
-        cfg = Config.fromfile(path)
+        cfg = cached_config(path)
         assert cfg.model.type == 'BatchedSlideEncoderDecoder', path
         assert cfg.model.test_cfg.slide_batch_size == 4, path
     assert issubclass(BatchedSlideEncoderDecoder, EncoderDecoder)

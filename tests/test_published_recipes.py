@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import cached_config
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from safetensors.torch import save_file
@@ -84,7 +85,7 @@ def test_table15_leaf_is_the_upstream_recipe(release, setting, dataset, leaf):
     depth, pretrain, folder = RELEASES[release]
     up = SETTINGS[setting]
     num_classes = DATASETS[dataset][1]
-    cfg = Config.fromfile(str(LEAVES / leaf))
+    cfg = cached_config(str(LEAVES / leaf))
     header = (LEAVES / leaf).read_text()
     tag = '' if release == '6b-224px' else '_' + release[3:].replace('-', '_')
     upstream_file = up['file'].format(r=tag, d=DATASETS[dataset][0])
@@ -230,7 +231,7 @@ def test_lr_is_mmcv_poly_with_warmup(leaf, warmup, max_iters):
     iteration (the upstream lr_config: poly over all iterations, warm-up on top)."""
     from mmengine.optim import OptimWrapper
     from mmengine.registry import PARAM_SCHEDULERS
-    cfg = Config.fromfile(str(LEAVES / leaf))
+    cfg = cached_config(str(LEAVES / leaf))
     param = torch.nn.Parameter(torch.zeros(1))
     wrapper = OptimWrapper(torch.optim.SGD([param], lr=4e-5))
     built = [PARAM_SCHEDULERS.build(dict(dict(s), optimizer=wrapper))
@@ -252,7 +253,7 @@ def test_lr_is_mmcv_poly_with_warmup(leaf, warmup, max_iters):
 def test_few_shot_leaves_are_the_upstream_recipes(name):
     k, iters, warmup = FEW_SHOT[name]
     leaf = f'linear_internvit-6b-224px_8xb2-{name}-504x504.py'
-    cfg = Config.fromfile(str(LEAVES / leaf))
+    cfg = cached_config(str(LEAVES / leaf))
     header = (LEAVES / leaf).read_text().replace('\n# ', '')
     assert (f'intern_vit_6b/few_shot/linear_intern_vit_6b_504_{iters // 1000}k_ade20k_'
             f'bs16_lr4e-5_1of{k}.py') in header
@@ -281,7 +282,7 @@ def test_piip_baseline_is_the_upstream_recipe():
     """PIIP mmsegmentation/configs/piip/baseline/upernet_internvit_6b_512_80k_ade20k_
     bs16_lr4e-5.py with its backbone (mmseg/models/backbones/internvit_6b.py)."""
     leaf = 'upernet_internvit-6b-224px_8xb2-80k_ade20k-512x512.py'
-    cfg = Config.fromfile(str(LEAVES / leaf))
+    cfg = cached_config(str(LEAVES / leaf))
     assert 'Published: 58.42 mIoU' in (LEAVES / leaf).read_text()
     b = cfg.model.backbone
     assert (b.patch_size, b.img_size, b.drop_path_rate) == (16, 512, 0.4)

@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_optimizer_holds_trainable_params, load_tool, train_user_config
+from conftest import (
+    assert_optimizer_holds_trainable_params,
+    cached_config,
+    load_tool,
+    train_user_config,
+)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
@@ -93,7 +98,7 @@ def test_config_set_is_complete():
 @pytest.mark.parametrize('path', SEG_CONFIGS, ids=osp.basename)
 def test_every_config_builds_and_runs_tiny(path):
     from mmseg.registry import MODELS
-    cfg = tiny_model_cfg(Config.fromfile(path))
+    cfg = tiny_model_cfg(cached_config(path))
     assert cfg.default_scope == 'mmseg'
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)

@@ -285,7 +285,9 @@ def test_train_select_and_test_through_the_tools(tmp_path, demo_root):
     reports the same selected head."""
     from conftest import load_tool, train_user_config
     root = repr(str(Path(demo_root)))
-    body = (f"model = dict(backbone=dict(init_cfg=None), sweep=dict(lr=[4e-3]))\n"
+    # 3 of the demo's 12 heads: 3 single blocks at one lr (the layer curve still draws)
+    body = (f"model = dict(backbone=dict(init_cfg=None), "
+            f"sweep=dict(lr=[4e-3], blocks=[[1], [3], [5]]))\n"
             f"train_dataloader = dict(dataset=dict(dataset=dict(data_root={root})))\n"
             f"val_dataloader = dict(dataset=dict(data_root={root}))\n"
             f"test_dataloader = val_dataloader\n"
@@ -295,7 +297,7 @@ def test_train_select_and_test_through_the_tools(tmp_path, demo_root):
     cfg, ckpt, log = train_user_config(tmp_path, str(DEMO_SWEEP), body)
     table = json.loads((tmp_path / 'work' / 'sweep' / 'results.json').read_text())
     heads = table['heads']
-    assert [h['head'] for h in heads] == [f'b{i}' for i in range(6)]
+    assert [h['head'] for h in heads] == ['b1', 'b3', 'b5']
     chosen = [h for h in heads if h['selected']]
     assert len(chosen) == 1
     assert chosen[0]['held_out'] == max(h['held_out'] for h in heads)
@@ -343,13 +345,12 @@ def test_a_sweep_leaf_is_its_linear_leaf_with_a_grid(path):
     backbone, pipelines, schedule) with 24 heads whose grid holds that leaf's own head
     (its block, its lr), a held-out split taken from the training set, and the
     selection in validation and testing; built tiny, its heads train."""
-    from conftest import assert_optimizer_holds_trainable_params
-    from mmengine.config import Config
+    from conftest import assert_optimizer_holds_trainable_params, cached_config
     from mmseg.registry import MODELS
     from test_segmentation import tiny_model_cfg
-    cfg = Config.fromfile(str(path))
-    linear = Config.fromfile(str(ROOT / 'configs' / 'internvit' / path.name.replace(
-        'sweep-linear_', 'linear_')))
+    cfg = cached_config(path)
+    linear = cached_config(ROOT / 'configs' / 'internvit' / path.name.replace(
+        'sweep-linear_', 'linear_'))
     assert cfg.model.type == 'SweepEncoderDecoder'
     b, lb = dict(cfg.model.backbone), dict(linear.model.backbone)
     b.pop('out_indices'), lb.pop('out_indices')
@@ -375,6 +376,8 @@ def test_a_sweep_leaf_is_its_linear_leaf_with_a_grid(path):
         assert held.dataset.pipeline == linear.test_pipeline
     assert cfg.val_evaluator.type == cfg.test_evaluator.type == 'SweepIoUMetric'
     assert cfg.val_dataloader == linear.val_dataloader
+    if path.name != SWEEP_LEAVES[0].name:
+        return  # the other leaves build the same classes: one tiny build is enough
     # tiny: the blocks shrink with the backbone, the grid stays 24 heads
     cfg = tiny_model_cfg(cfg)
     cfg.model.backbone.out_indices = [-1]
