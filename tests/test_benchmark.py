@@ -54,3 +54,17 @@ def test_limit_is_the_best_run_and_a_forward_above_it_is_flagged():
     assert frac['best'] == 1.25 and 'NOISE' in flag
     r = load_tool('report').paired_ratio([2.0, 3.0, 9.0], [1.0, 1.0, 3.0])
     assert (r['min'], r['median'], r['max'], r['n']) == (2.0, 3.0, 3.0, 3)
+
+
+def test_sweep_benchmark_times_24_heads_next_to_one(capsys):
+    benchmark = load_tool('benchmark')
+    res = benchmark.main(['--sweep', '--embed-dims', '32', '--depth', '4', '--heads', '2',
+                          '--mlp', '64', '--img-size', '56', '--batch', '2',
+                          '--repeats', '2', '--num-classes', '5'])
+    assert res['heads'] == {'1': 1, '24': 24}
+    for kind in ('train', 'eval'):
+        r = res[f'{kind}_ratio']
+        assert r['n'] == 2 and 0 < r['min'] <= r['median'] <= r['max'], kind
+        assert res[f'{kind}_cheaper_than_runs'] == 24 / r['median']
+    table = capsys.readouterr().out
+    assert 'training iteration, 24 heads' in table and 'cheaper than 24 runs' in table

@@ -20,6 +20,12 @@ Measured side by side in one run:
     (``BatchedSlideEncoderDecoder``) vs mmseg's own ``slide_inference`` (one call per
     window), same model, same image, and the largest difference of their outputs.
 
+``--sweep`` measures instead a probing sweep (``SweepEncoderDecoder``): a training
+iteration and the slide evaluation of one image with the 24 heads of
+configs/internvit_sweep/ next to the single head, on the same frozen backbone
+(``sweep_comparison``; ``--full-size --arch internvit-300m-448px --img-size 504`` for
+the real 300M).
+
 ``--adapter`` measures instead an ``InternViTAdapter`` training step next to the plain
 backbone + mmseg's ``Feature2Pyramid`` (same ViT at patch 16, same input and head), with
 the ViT trainable and frozen: time and peak-memory ratios (``adapter_comparison``).
@@ -107,6 +113,9 @@ def parse_args(argv=None):
     p.add_argument('--adapter', action='store_true',
                    help='only the InternViTAdapter vs plain ViT + Feature2Pyramid '
                    'comparison (see adapter_comparison)')
+    p.add_argument('--sweep', action='store_true',
+                   help='only the probing sweep: 24 heads vs 1 on one frozen backbone, a '
+                   'training iteration and the evaluation of one image (sweep_comparison)')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -425,6 +434,113 @@ WORKERS = dict(forward=forward_worker, train=train_worker, memory=memory_worker,
                slide=slide_worker)
 
 
+# ----------------------------------------------------------------------------- sweep
+# The 24-head grid of configs/internvit_sweep/ (6 lrs x last / second-last /
+# fourth-last / last four blocks) against its single head (the last block), each a
+# SweepEncoderDecoder on the same frozen backbone, through mmseg's registry.
+SWEEP_GRID = dict(lr=[1e-5, 4e-5, 1e-4, 4e-4, 1e-3, 4e-3],
+                  blocks=[[-1], [-2], [-4], [-4, -3, -2, -1]])
+
+
+def sweep_worker(args, spec: dict) -> dict:
+    """A training iteration (forward, the heads' losses at the crop resolution,
+    backward, AdamW) and the slide evaluation of one image, of the 24-head sweep and of
+    the single head, interleaved in this one process."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+
+    import mmseg_internvit  # noqa: F401
+    init_default_scope('mmseg')
+    dev, crop = args.device, args.img_size
+    backbone = dict(type='InternViT', **backbone_kwargs(args), frozen=True, with_cp=False,
+                    init_cfg=None)
+    if args.dtype != 'float32':
+        backbone['param_dtype'] = args.dtype
+    head = dict(type='BNLinearHead', num_classes=args.num_classes, dropout_ratio=0.0,
+                norm_cfg=dict(type='BN'), align_corners=False,
+                loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                                 loss_weight=1.0))
+    stride = round(crop * 322 / 504)
+    test_cfg = dict(mode='slide', crop_size=(crop, crop), stride=(stride, stride),
+                    slide_batch_size=4)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, crop, crop, generator=g).to(dev)
+    samples = []
+    for _ in range(args.batch):
+        s = SegDataSample(metainfo=dict(img_shape=(crop, crop), pad_shape=(crop, crop),
+                                        ori_shape=(crop, crop)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, args.num_classes, (1, crop, crop),
+                                                    generator=g).to(dev))
+        samples.append(s)
+    width = round(crop * 4 / 3)  # an ADE20K-like 4:3 test image: 2 windows
+    image = torch.randn(1, 3, crop, width, generator=g).to(dev)
+    meta = dict(img_shape=(crop, width), pad_shape=(crop, width), ori_shape=(crop, width))
+    fns, heads = {}, {}
+    for name, grid in (('1', dict(heads=[dict(blocks=[-1], lr=4e-5)])),
+                       ('24', dict(sweep=SWEEP_GRID))):
+        torch.manual_seed(0)
+        with torch.device(dev):
+            model = MODELS.build(dict(type='SweepEncoderDecoder', backbone=backbone,
+                                      decode_head=head, test_cfg=test_cfg,
+                                      fp32_heads=True, **grid))
+        model.init_weights()
+        model.to(dev)
+        heads[name] = len(model.heads)
+        wrapper = build_optim_wrapper(model, dict(
+            type='OptimWrapper', optimizer=dict(type='AdamW', lr=4e-5, weight_decay=0.0),
+            constructor='SweepOptimWrapperConstructor'))
+
+        def step(model=model, wrapper=wrapper):
+            model.train()
+            loss, _ = model.parse_losses(model.loss(x, samples))
+            wrapper.update_params(loss)
+
+        def evaluate(model=model):
+            model.eval()
+            with torch.no_grad():
+                model.predict(image, [SegDataSample(metainfo=dict(meta))])
+        fns[f'train:{name}'], fns[f'eval:{name}'] = step, evaluate
+    times = interleaved(fns, dev, args.repeats)
+    return dict(times=times, heads=heads, crop=crop, width=width)
+
+
+WORKERS['sweep'] = sweep_worker
+
+
+def sweep_comparison(args) -> dict:
+    """The sweep's cost next to one head's, printed as a table: the 24-head training
+    iteration and evaluation against the single head's (target: within 1.3x, i.e. at
+    least 18x cheaper than 24 separate runs)."""
+    out = run_worker('sweep', args)
+    t, n = out['times'], out['heads']['24']
+    res, rows = dict(times={k: summary(v) for k, v in t.items()}, heads=out['heads']), []
+    for kind, label, target in (('train', 'training iteration', '<= 1.3x'),
+                                ('eval', f"evaluation, {out['crop']}x{out['width']} "
+                                 'image, slide', '')):
+        r = paired_ratio(t[f'{kind}:24'], t[f'{kind}:1'])
+        res[f'{kind}_ratio'] = r
+        res[f'{kind}_cheaper_than_runs'] = n / r['median']
+        rows.append((f'{label}, 1 head', fmt_times(t[f'{kind}:1']), '', ''))
+        rows.append((f'{label}, {n} heads', fmt_times(t[f'{kind}:24']),
+                     f'{fmt_ratio(r)} of one head: {n / r["median"]:.1f}x cheaper than '
+                     f'{n} runs', target))
+    from internvit_dense.models.internvit import resolve_preset
+    arch = (resolve_preset(args.arch) if args.full_size else
+            dict(embed_dims=args.embed_dims, num_layers=args.depth))
+    print(f"probing sweep: frozen InternViT {arch['embed_dims']}w x {arch['num_layers']} "
+          f"blocks ({args.arch if args.full_size else 'custom size'}), {args.dtype} on "
+          f'{args.device}, batch {args.batch} at {args.img_size}, {args.num_classes} '
+          f'classes; {n} BN + linear heads ({SWEEP_GRID}) vs 1 (the last block); times '
+          'min / median over the interleaved repeats')
+    print_table(rows)
+    if args.json:
+        write_json(args.json, res)
+    return res
+
+
 def run_worker(name: str, args, **spec) -> dict:
     """Run ``WORKERS[name](args, spec)`` in a fresh process: its memory is its own."""
     spec_args = {k: v for k, v in vars(args).items() if k not in ('worker', 'json')}
@@ -602,6 +718,8 @@ def main(argv=None):
         return None
     if args.adapter:
         return adapter_comparison(args)
+    if args.sweep:
+        return sweep_comparison(args)
     from internvit_dense import InternViT
     with torch.device('meta'):
         meta = InternViT(**backbone_kwargs(args))
