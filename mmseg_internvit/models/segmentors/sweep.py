@@ -153,7 +153,9 @@ class SweepEncoderDecoder(BatchedSlideEncoderDecoder):
             block alone).
         heads (list[dict], optional): an explicit list of entries with the same keys.
         decode_head (dict, optional): the head config the entries default to.
-        init_seed (int): seeds every head's initialisation together with its name.
+        init_seed (int): seeds every head's initialisation together with its fields
+            (blocks, lr, weight decay, head config), so a head starts the same whatever
+            else the sweep holds.
     """
 
     def __init__(self, backbone: dict, decode_head: Optional[dict] = None,
