@@ -22,6 +22,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: common.py
 from common import quiet_known_warnings  # noqa: E402
+from converter_io import save_checkpoint  # noqa: E402
 
 
 def _choose_head(names, state, ckpt_path, head):
@@ -88,7 +89,6 @@ def main(argv=None):
                         "mmengine's run-state types (it can run code)")
     args = parser.parse_args(argv)
     quiet_known_warnings()
-    import torch
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -126,14 +126,7 @@ def main(argv=None):
     cfg_path = osp.join(args.out_dir, f'{name}.py')
     ckpt_path = osp.join(args.out_dir, f'{name}.pth')
     single_head_config(cfg, entries[index]).dump(cfg_path)
-    # a temporary name, renamed when complete: no half-written checkpoint on interruption
-    tmp = osp.join(args.out_dir, f'.{name}.pth.tmp{os.getpid()}')
-    try:
-        torch.save(dict(meta=meta, state_dict=out_state), tmp)
-        os.replace(tmp, ckpt_path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    save_checkpoint(ckpt_path, meta, out_state)  # atomic: renamed when complete
     print(f'exported head {name} ({why}) -> {cfg_path}, {ckpt_path}')
     return cfg_path, ckpt_path
 

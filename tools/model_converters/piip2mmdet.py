@@ -22,48 +22,15 @@ read with ``weights_only=True``: a file that needs other pickled objects is refu
 bf16 run); the model casts them when it loads.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from collections import Counter
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: common.py
 from common import quiet_known_warnings  # noqa: E402  (and the repository on sys.path)
+from converter_io import read_state_dict, save_checkpoint  # noqa: E402
 
-DEEPSPEED_FILE = 'mp_rank_00_model_states.pt'
 CONVERTER = 'tools/model_converters/piip2mmdet.py'
-
-
-def read_state_dict(path: str, trust: bool = False):
-    """``(state_dict, container, meta)`` of an upstream checkpoint file or DeepSpeed
-    directory; errors name the file and what is wrong with it."""
-    from internvit_dense.safe_load import load_run_checkpoint
-    if osp.isdir(path):
-        inner = osp.join(path, DEEPSPEED_FILE)
-        if not osp.isfile(inner):
-            raise FileNotFoundError(f'{path} is a directory without {DEEPSPEED_FILE}: '
-                                    'not a DeepSpeed checkpoint')
-        path = inner
-    ckpt = load_run_checkpoint(path, map_location='cpu', trust=trust)
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{path} holds a {type(ckpt).__name__}, not a checkpoint dict')
-    if isinstance(ckpt.get('state_dict'), dict):
-        state, container = ckpt['state_dict'], 'mmcv'
-    elif isinstance(ckpt.get('module'), dict):
-        extra = set(ckpt) - {'module'}
-        state, container = ckpt['module'], 'deepspeed' if extra else 'module'
-    elif ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
-        state, container = ckpt, 'bare'
-    else:
-        raise ValueError(f'{path} has no state dict: expected tensors, or a '
-                         f"'state_dict' / 'module' entry; top-level keys: {sorted(ckpt)[:8]}")
-    bad = [k for k, v in state.items() if not torch.is_tensor(v)]
-    if bad:
-        raise ValueError(f'{path}: state dict entries that are not tensors: {bad[:5]}')
-    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
-    return state, container, meta
 
 
 def coco_meta() -> dict:
@@ -103,17 +70,7 @@ def convert_file(src: str, dst: str, trust: bool = False) -> dict:
                 source_position_grid=grid)
     if 'config' in upstream_meta and isinstance(upstream_meta['config'], str):
         meta['source_config'] = upstream_meta['config']
-    # Written to a temporary name and renamed: an interrupted conversion leaves no
-    # half-written DST behind.
-    out_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = osp.join(out_dir, f'.{osp.basename(dst)}.tmp{os.getpid()}')
-    try:
-        torch.save(dict(meta=meta, state_dict=converted), tmp)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    save_checkpoint(dst, meta, converted)  # atomic: renamed when complete
     dtypes = Counter(str(v.dtype).replace('torch.', '') for v in converted.values())
     return dict(container=container, blocks=depth, grid=grid,
                 cls_token='backbone.cls_token' in converted, num_classes=num_classes,
