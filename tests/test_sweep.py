@@ -184,6 +184,25 @@ def test_what_would_couple_the_heads_is_refused(change, match):
                                         **change))
 
 
+@pytest.mark.parametrize('strategy, optim, match', [
+    (dict(fp16=dict(enabled=True)), {}, 'loss scale'),
+    ({}, dict(clip_grad=dict(max_norm=1.0)), 'couples the heads'),
+    (dict(gradient_clipping=0.5), {}, 'couples the heads')])
+def test_what_would_couple_the_heads_under_deepspeed_is_refused(tmp_path, strategy,
+                                                                 optim, match):
+    from internvit_dense.engine import InternViTDeepSpeedStrategy
+    model = build(sweep_cfg(heads=ENTRIES))
+    ds = InternViTDeepSpeedStrategy(work_dir=str(tmp_path),
+                                    zero_optimization=dict(stage=2), **strategy)
+    cfg = dict(OPTIM, constructor='SweepOptimWrapperConstructor', **optim)
+    with pytest.raises(ValueError, match=match):
+        ds.build_optim_wrapper(cfg, model)
+    # the same settings on an ordinary single-head model are DeepSpeed's to apply
+    ds = InternViTDeepSpeedStrategy(work_dir=str(tmp_path),
+                                    zero_optimization=dict(stage=2), **strategy)
+    ds._refuse_coupled_heads(torch.nn.Conv2d(3, 5, 1))
+
+
 def test_a_trainable_backbone_neck_or_aux_head_is_refused():
     with pytest.raises(ValueError, match='backbone.frozen=True'):
         MODELS.build(sweep_cfg(heads=ENTRIES, backbone=dict(frozen=False)))
@@ -386,3 +405,78 @@ def test_a_sweep_leaf_is_its_linear_leaf_with_a_grid(path):
     model.init_weights()
     assert len(model.heads) == 24
     assert_optimizer_holds_trainable_params(model, cfg.optim_wrapper)
+
+
+# ------------------------------------------------------------------ distributed
+def _head_losses(work: Path) -> dict:
+    out = {}
+    for path in sorted(work.glob('*/vis_data/scalars.json')):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            out.update({(rec['iter'], k): v for k, v in rec.items()
+                        if k.endswith('.loss_ce')})
+    return out
+
+
+def test_a_sweep_trains_and_selects_under_ddp_and_zero2(tmp_path, demo_root):
+    """tools/dist_train.sh with two processes (gloo): plain DDP and the ZeRO-2
+    strategy train the same 3 heads to the same per-head losses, and both select
+    and write the results table."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import save_file
+
+    from internvit_dense.dist import free_port
+    root = repr(str(Path(demo_root)))
+    # one frozen "pretrained" backbone for both runs (runners draw random numbers in
+    # different orders before building the model)
+    tiny = dict(embed_dims=32, num_layers=4, num_heads=2, mlp_hidden_dims=64, img_size=56)
+    torch.manual_seed(2)
+    backbone = MODELS.build(dict(BACKBONE, **tiny))
+    ckpt = str(tmp_path / 'backbone.safetensors')
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, ckpt)
+    (tmp_path / 'ddp.py').write_text(
+        f"_base_ = {str(DEMO_SWEEP)!r}\n"
+        "crop_size = (56, 56)\n"
+        "model = dict(data_preprocessor=dict(size=crop_size),\n"
+        f"             backbone=dict(init_cfg=dict(checkpoint={ckpt!r}), **{tiny!r}),\n"
+        "             sweep=dict(lr=[4e-3, 1e-2], blocks=[[1], [3]]))\n"
+        "train_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,\n"
+        f"    dataset=dict(dataset=dict(data_root={root})))\n"
+        "val_dataloader = dict(num_workers=0, persistent_workers=False,\n"
+        f"    dataset=dict(data_root={root}))\n"
+        "test_dataloader = val_dataloader\n"
+        f"select_dataloader = dict(num_workers=0, dataset=dict(dataset=dict(data_root={root})))\n"
+        "val_cfg = dict(select_dataloader=select_dataloader)\n"
+        "train_cfg = dict(max_iters=4, val_interval=4)\n"
+        "param_scheduler = []\n"
+        "default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=4))\n"
+        "randomness = dict(seed=0)\n")
+    (tmp_path / 'zero2.py').write_text(
+        f"_base_ = ['./ddp.py', '{ROOT}/configs/_base_/deepspeed/zero2_bf16.py']\n"
+        "strategy = dict(bf16=dict(enabled=False), with_cp=False)\n")
+    runs = {}
+    for name in ('ddp', 'zero2'):
+        work = tmp_path / f'work_{name}'
+        env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()))
+        cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(tmp_path / f'{name}.py'),
+               '2', '--work-dir', str(work)]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, f'{name}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}'
+        table = json.loads((work / 'sweep' / 'results.json').read_text())
+        assert [h['head'] for h in table['heads']] == [
+            'b1_lr0.004', 'b1_lr0.01', 'b3_lr0.004', 'b3_lr0.01']
+        assert sum(h['selected'] for h in table['heads']) == 1
+        runs[name] = _head_losses(work), table
+    ddp, zero2 = runs['ddp'][0], runs['zero2'][0]
+    assert len(ddp) == 16 and ddp.keys() == zero2.keys()
+    for key, value in ddp.items():
+        assert zero2[key] == pytest.approx(value, rel=1e-5), key
+    # mIoU in percent with 2 decimals; fp32 rounding of ZeRO's flat buffers may move
+    # a near-tie pixel of these 4-step heads
+    for a, b in zip(runs['ddp'][1]['heads'], runs['zero2'][1]['heads']):
+        assert a['val'] == pytest.approx(b['val'], abs=0.05), a['head']
+        assert a['selected'] == b['selected'], a['head']

@@ -164,7 +164,25 @@ class InternViTDeepSpeedStrategy(DeepSpeedStrategy):
     def build_optim_wrapper(self, optim_wrapper, model=None):
         if isinstance(optim_wrapper, dict):
             optim_wrapper = self._to_deepspeed_optim_wrapper(optim_wrapper)
+        self._refuse_coupled_heads(model if model is not None else self.model)
         return super().build_optim_wrapper(optim_wrapper, model)
+
+    def _refuse_coupled_heads(self, model) -> None:
+        """A probing sweep (a model with ``sweep_entries``: mmseg_internvit's
+        SweepEncoderDecoder, duck-typed so that this core module needs no mmseg) trains
+        each head as if alone; DeepSpeed's global clipping and fp16 loss scale would
+        couple them, as SweepOptimWrapperConstructor refuses for plain runs."""
+        if getattr(model, 'sweep_entries', None) is None:
+            return
+        if any(self.config.get(k, {}).get('enabled') for k in ('fp16', 'amp')):
+            raise ValueError(
+                'strategy fp16 / amp: DeepSpeed keeps one loss scale for all heads of a '
+                "sweep (an overflow in one skips every head's step); use bf16 or fp32")
+        if self.config.get('gradient_clipping'):
+            raise ValueError(
+                f"strategy gradient_clipping={self.config['gradient_clipping']} (or the "
+                "optim_wrapper's clip_grad moved there) clips all heads' gradients "
+                'together, which couples the heads of a sweep; remove it')
 
     def _to_deepspeed_optim_wrapper(self, cfg: dict) -> dict:
         cfg = copy.deepcopy(dict(cfg))
