@@ -296,6 +296,10 @@ class InternViT(BaseModule):
             patch rows of the position embedding (its class row stays, unused), as the
             PIIP InternViT-6B baselines do; a checkpoint's class token is then skipped
             (logged) when loading.
+        output_cls_token (bool): each output is ``[map, class_token]`` (the (B, C)
+            class token after that block), as mmseg's ``VisionTransformer(
+            output_cls_token=True)`` gives it: for heads that read the class token
+            (DINOv2's linear depth probes). Needs ``with_cls_token``.
         mlp_act (str): the MLP's activation: ``'gelu'`` (exact, the released model's
             ``hidden_act``) or ``'gelu_tanh'`` (the tanh approximation, which PIIP's
             fused MLP computes).
@@ -331,6 +335,7 @@ class InternViT(BaseModule):
                  pos_embed_mode: str = 'resize',
                  window_pad_mask: bool = True,
                  with_cls_token: bool = True,
+                 output_cls_token: bool = False,
                  mlp_act: str = 'gelu',
                  frozen: bool = False,
                  param_dtype: Optional[str] = None,
@@ -393,6 +398,9 @@ class InternViT(BaseModule):
             raise ValueError(f'mlp_act must be one of {MLP_ACTS}, got {mlp_act!r}')
         self.with_cls_token = with_cls_token
         self.num_prefix = int(with_cls_token)
+        if output_cls_token and not with_cls_token:
+            raise ValueError('output_cls_token=True needs with_cls_token=True')
+        self.output_cls_token = output_cls_token
         self.mlp_act = mlp_act
         self.pos_embed_mode = pos_embed_mode
         self.window_size = window_size
@@ -513,7 +521,10 @@ class InternViT(BaseModule):
                 # One copy does both the layout and, for half-precision weights, the
                 # cast back to the input dtype.
                 fmap = x[:, self.num_prefix:].transpose(1, 2).reshape(B, C, h, w)
-                outs.append(fmap.to(out_dtype, memory_format=torch.contiguous_format))
+                fmap = fmap.to(out_dtype, memory_format=torch.contiguous_format)
+                # [map, class token] per block, as mmseg's VisionTransformer gives them
+                outs.append([fmap, x[:, 0].to(out_dtype)] if self.output_cls_token
+                            else fmap)
         return tuple(outs)
 
     def _pos_embed_for(self, h: int, w: int) -> torch.Tensor:
