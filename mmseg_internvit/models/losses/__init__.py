@@ -1,0 +1,3 @@
+from .depth_losses import ScaleInvariantLogLoss
+
+__all__ = ['ScaleInvariantLogLoss']
