@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs'
 FOLDERS = ('internvit', 'internvit_adapter', 'internvit_det', 'internvit_adapter_det',
-           'internvit_sweep')
+           'internvit_sweep', 'internvit_depth')
 NONE = '—'  # a README cell without a published number
 # the released weights (URL prefix) and the converter their Weights Format must name
 # the release -> the converters its files go through (PIIP: detection and segmentation)
@@ -282,7 +282,7 @@ def test_published_numbers_are_read_from_the_headers():
                         for c in config_files(CONFIGS / name)) for name in FOLDERS}
     # Table 15: 5 backbones x 3 settings x 2 datasets; few-shot 5; PIIP 1 (+1 detection)
     assert counts == {'internvit': 36, 'internvit_adapter': 1, 'internvit_det': 1,
-                      'internvit_adapter_det': 0, 'internvit_sweep': 0}
+                      'internvit_adapter_det': 0, 'internvit_sweep': 0, 'internvit_depth': 0}
 
 
 def test_quoted_config_files_are_the_real_ones():
