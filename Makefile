@@ -6,12 +6,14 @@
 #                  demo's frozen backbone (after, or including, the segmentation demo)
 #   make demo-sweep  probing sweep: 12 linear heads on one frozen forward, the head
 #                  selected on held-out photographs; prints the table, writes the plots
+#   make demo-depth  monocular depth: a tiny InternViT + linear bins head on a real
+#                  RGB-D frame; RMSE before and after, predicted vs true depth PNGs
 #   make lint   ruff (lint + import order) over the tree; .ci/run runs it before the tests
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo demo-det demo-adapter demo-sweep test lint
+.PHONY: setup demo demo-det demo-adapter demo-sweep demo-depth test lint
 setup:
 	bash tools/misc/setup_env.sh
 
@@ -26,6 +28,9 @@ demo-adapter: setup
 
 demo-sweep: setup
 	PY=$(PY) bash tools/misc/run_demo.sh sweep
+
+demo-depth: setup
+	PY=$(PY) bash tools/misc/run_demo.sh depth
 
 test: setup
 	$(PY) -m pytest tests

