@@ -43,6 +43,43 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs globals outside the allow-list to be unpickled."""
 
 
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file cannot be read: empty, cut off, or not a checkpoint."""
+
+
+def describe_unreadable(filename: str) -> str:
+    """What is wrong with a torch file that does not load, from its bytes alone:
+    empty, a zip (torch's format) cut off before its directory (half-written or
+    copied incompletely), a zip whose members do not unpack, a legacy pickle, or
+    something else (its first bytes)."""
+    import zipfile
+    size = osp.getsize(filename)
+    if size == 0:
+        return 'it is empty (0 bytes): a save that never wrote, or a failed copy'
+    with open(filename, 'rb') as f:
+        head = f.read(8)
+    if head.startswith(b'PK'):
+        try:
+            with zipfile.ZipFile(filename) as z:
+                bad = z.testzip() if size < (1 << 30) else None
+        except zipfile.BadZipFile:
+            return (f'it is a torch zip cut off at {size} bytes (no central directory): '
+                    'half-written or copied incompletely')
+        if bad is not None:
+            return f'its zip member {bad} is corrupt (CRC mismatch)'
+        return 'it is a zip archive but not a torch checkpoint'
+    if head[:1] == b'\x80':
+        return ('it is a legacy (pre-zip) pickle file that does not unpickle: '
+                'truncated, or written by something other than torch.save')
+    return f'it is not a torch checkpoint (it starts with {head!r})'
+
+
+def _read_error(filename: str, exc: BaseException) -> CorruptCheckpointError:
+    return CorruptCheckpointError(
+        f'cannot read checkpoint {filename}: {describe_unreadable(filename)} '
+        f'({type(exc).__name__}: {exc})')
+
+
 def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
     """The numpy callables that rebuild arrays and scalars, under the module names
     pickles written by numpy 1.x (``numpy.core``) and 2.x (``numpy._core``) use."""
@@ -131,23 +168,43 @@ def load_run_checkpoint(filename: str, map_location=None, trust: bool = False):
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint not found: {filename}')
-    if trust:
-        return torch.load(filename, map_location=map_location, weights_only=False)
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        return torch.load(filename, map_location=map_location, weights_only=not trust)
     except pickle.UnpicklingError as exc:
-        found = unsafe_globals(filename)
+        found = [] if trust else unsafe_globals(filename)
         if not found:
-            raise ValueError(f'cannot read checkpoint {filename}: {exc}') from exc
+            raise _read_error(filename, exc) from exc
         raise _unsafe_error(filename, found) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # torch's reader errors ("PytorchStreamReader failed reading zip archive",
+        # a KeyError from the legacy unpickler) do not name the file
+        raise _read_error(filename, exc) from exc
+
+
+def is_complete_torch_file(filename: str) -> bool:
+    """A zip-format torch file whose central directory is there (so not cut off);
+    cheap: the members are not read."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(filename):
+            return osp.getsize(filename) > 0
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def check_files_are_safe(files: List[str], trust: bool = False,
                          also_allowed: Tuple[str, ...] = ()) -> None:
-    """Refuse (before anything unpickles them) torch files that need globals outside
-    the allow-list and ``also_allowed`` (qualified names); for loaders that call
+    """Refuse (before anything unpickles them) torch files that are cut off or empty
+    (:class:`CorruptCheckpointError` naming the file) or that need globals outside the
+    allow-list and ``also_allowed`` (qualified names); for loaders that call
     ``torch.load(weights_only=False)`` themselves, such as DeepSpeed's checkpoint
     engine."""
+    for file in files:
+        if not is_complete_torch_file(file):
+            raise CorruptCheckpointError(
+                f'cannot read checkpoint {file}: {describe_unreadable(file)}')
     if trust:
         return
     for file in files:
@@ -166,7 +223,7 @@ def trust_from_cfg(cfg) -> bool:
 def state_dict_of(checkpoint, filename: Optional[str] = None) -> dict:
     if not isinstance(checkpoint, dict):
         raise ValueError(f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
-                         'not a dict')
+                         'not a dict: no state dict')
     state = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state, dict):
         raise ValueError(f'checkpoint {filename}: state_dict is a {type(state).__name__}')

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
+from ..safe_load import describe_unreadable
 from .hub import looks_like_hub_id, resolve_hub_checkpoint
 from .layouts import HF_FILES, convert_key, select_vision_keys, unconverted_hint
 
@@ -192,8 +193,9 @@ def _torch_load(path: str):
         raise ValueError(
             f'checkpoint {path} contains pickled objects other than tensors, which '
             f'are not loaded for safety; re-save its state dict alone ({exc})') from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f'cannot read checkpoint file {path}: {exc}') from exc
+    except (RuntimeError, EOFError, OSError, KeyError) as exc:
+        raise ValueError(f'cannot read checkpoint file {path}: '
+                         f'{describe_unreadable(path)} ({exc})') from exc
 
 
 # --------------------------------------------------------------------------- adapting
