@@ -39,10 +39,30 @@ from mmengine.runner import FlexibleRunner, Runner
 
 from ..dist import adapt_cfg_for_cpu
 from ..safe_load import portable_history_buffers, trust_from_cfg
+from .checkpoint_files import latest_complete_checkpoint, save_atomically
 from .strict_load import load_plain_checkpoint
 
 FLEXIBLE = 'InternViTFlexibleRunner'
 PLAIN = 'InternViTRunner'
+
+
+def _pick_complete_checkpoint(runner) -> None:
+    """Auto-resume (``--resume`` without a path) from the newest complete checkpoint
+    of the work dir, warning about each incomplete one skipped; mmengine would take
+    whatever ``last_checkpoint`` names, half-written or not."""
+    if runner._has_loaded or runner._resume is not True or runner._load_from is not None:
+        return
+    found, skipped = latest_complete_checkpoint(runner.work_dir)
+    for warning in skipped:
+        runner.logger.warning(warning)
+    if found is None:
+        if skipped:
+            runner.logger.warning('no complete checkpoint to resume from: training '
+                                  'starts from the beginning')
+        runner._resume = False  # nothing to resume; mmengine would read last_checkpoint
+        return
+    runner.logger.info(f'auto-resume: the newest complete checkpoint is {found}')
+    runner._load_from = found
 
 
 def _dataset_classes(ds_cfg, scope: str):
@@ -207,9 +227,15 @@ class InternViTRunner(Runner):
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
 
-    def save_checkpoint(self, *args, **kwargs):
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        # written as <filename>.part and renamed when complete (checkpoint_files.py)
         with portable_history_buffers():  # loadable with weights_only=True
-            return super().save_checkpoint(*args, **kwargs)
+            return save_atomically(super().save_checkpoint, out_dir, filename, *args,
+                                   **kwargs)
+
+    def load_or_resume(self) -> None:
+        _pick_complete_checkpoint(self)
+        return super().load_or_resume()
 
     @staticmethod
     def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
@@ -243,9 +269,15 @@ class InternViTFlexibleRunner(FlexibleRunner):
         runner.trust_checkpoint = trust_from_cfg(cfg)
         return runner
 
-    def save_checkpoint(self, *args, **kwargs):
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        # every rank writes its shards into <filename>.part/, renamed when all are done
         with portable_history_buffers():  # loadable with weights_only=True
-            return super().save_checkpoint(*args, **kwargs)
+            return save_atomically(super().save_checkpoint, out_dir, filename, *args,
+                                   distributed=True, **kwargs)
+
+    def load_or_resume(self) -> None:
+        _pick_complete_checkpoint(self)
+        return super().load_or_resume()
 
     @staticmethod
     def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
