@@ -6,10 +6,11 @@ The core registers nothing when imported: each task package (``mmseg_internvit``
 ``type='InternViT'`` resolves in the scope it is built in, and the core depends on
 mmengine, mmcv and torch only. Classes that only mmengine's root registries can hold (the
 DeepSpeed strategy, which ``FlexibleRunner`` builds from mmengine's ``STRATEGIES``, and the
-CPU DDP wrapper) are registered there, once; so are the runners, which mmdet's packaged
+CPU DDP wrapper) are registered there, once; so are the runners and the parameter
+schedulers (the task libraries' registries look them up there), which mmdet's packaged
 ``tools/train.py`` looks up in mmengine's ``RUNNERS``.
 """
-from mmengine.registry import MODEL_WRAPPERS, RUNNERS, STRATEGIES, Registry
+from mmengine.registry import MODEL_WRAPPERS, PARAM_SCHEDULERS, RUNNERS, STRATEGIES, Registry
 
 from .dist import CPUDistributedDataParallel
 from .engine import (
@@ -18,7 +19,9 @@ from .engine import (
     InternViTFlexibleRunner,
     InternViTLayerDecayOptimizerConstructor,
     InternViTRunner,
+    PreemptionHook,
     RecordSubsetHook,
+    WarmupOneCycleLR,
 )
 from .models import InternViT, InternViTAdapter, LayerNorm2d
 
@@ -37,7 +40,11 @@ def register_core(*, models: Registry, hooks: Registry, optim_wrapper_constructo
                   Registry, runners: Registry) -> None:
     """Register the core classes in a task library's registries (idempotent)."""
     for registry, classes in ((models, (InternViT, InternViTAdapter)),
-                              (hooks, (EvalBeforeTrainHook, RecordSubsetHook)),
+                              (hooks, (EvalBeforeTrainHook, RecordSubsetHook,
+                                       PreemptionHook)),
+                              # the task libraries' schedulers are children of
+                              # mmengine's, which holds the DINOv3 depth schedule
+                              (PARAM_SCHEDULERS, (WarmupOneCycleLR, )),
                               (optim_wrapper_constructors,
                                (InternViTLayerDecayOptimizerConstructor, )),
                               (runners, (InternViTRunner, InternViTFlexibleRunner)),

@@ -1,4 +1,5 @@
 # Copyright (c) internvit-dense contributors. Licensed under the MIT License.
+import os
 import os.path as osp
 from typing import Dict, Optional, Sequence, Union
 
@@ -63,3 +64,87 @@ class EvalBeforeTrainHook(Hook):
             if key in self.before and key in self.latest:
                 runner.logger.info(f'{key} before training: {self.before[key]:.4g}, '
                                    f'after training: {self.latest[key]:.4g}')
+
+
+REQUEUE_EXIT_CODE = 75  # EX_TEMPFAIL: "try again"; tools/slurm_train.sh requeues on it
+
+
+class PreemptionHook(Hook):
+    """Save a complete checkpoint when the job is told to stop, then exit for a requeue.
+
+    On ``signals`` (SIGTERM, which schedulers send before killing a job, and SIGUSR1,
+    which slurm sends ``--signal=USR1@120`` seconds before the time limit) the handler
+    only records the signal; at the end of the current iteration every rank agrees
+    (one all-reduce of a flag per iteration, so a signal to any rank stops all), the
+    run saves ``iter_<n>.pth`` through the runner (atomic, as every checkpoint, plain or
+    DeepSpeed), points ``last_checkpoint`` at it, logs it, and exits with
+    ``exit_code`` (75), on which ``tools/slurm_train.sh`` runs ``scontrol requeue``. The
+    requeued job resumes with ``--resume`` from that iteration, not from the last
+    interval checkpoint. The handlers are installed for the training only, and the
+    previous ones put back after it.
+    """
+    priority = 'VERY_LOW'  # after the iteration's own hooks (the checkpoint hook)
+
+    def __init__(self, signals=('SIGTERM', 'SIGUSR1'), exit_code: int = REQUEUE_EXIT_CODE):
+        import signal as _signal
+        self.signals = [getattr(_signal, s) if isinstance(s, str) else s for s in signals]
+        self.exit_code = exit_code
+        self.received = None
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        self.received = signum
+
+    def before_train(self, runner) -> None:
+        import signal as _signal
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            runner.logger.warning('PreemptionHook: not the main thread, no signal handlers')
+            return
+        for sig in self.signals:
+            self._previous[sig] = _signal.signal(sig, self._handler)
+
+    def after_train(self, runner) -> None:
+        import signal as _signal
+        for sig, previous in self._previous.items():
+            _signal.signal(sig, previous)
+        self._previous = {}
+
+    def _stop_requested(self) -> bool:
+        import torch
+        from mmengine.dist import all_reduce, get_world_size
+        flag = self.received is not None
+        if get_world_size() > 1:
+            import torch.distributed as dist
+            device = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
+            t = torch.tensor([float(flag)], device=device)
+            all_reduce(t, op='max')
+            flag = bool(t.item())
+        return flag
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if not self._stop_requested():
+            return
+        import signal as _signal
+        import sys
+        name = (_signal.Signals(self.received).name if self.received is not None
+                else 'a signal to another rank')
+        filename = f'iter_{runner.iter + 1}.pth'
+        path = osp.join(runner.work_dir, filename)
+        if not osp.exists(path):  # the checkpoint hook may have saved this iteration
+            runner.save_checkpoint(runner.work_dir, filename, by_epoch=False)
+        if runner.rank == 0:
+            pointer = osp.join(runner.work_dir, 'last_checkpoint')
+            with open(pointer + '.part', 'w') as f:
+                f.write(path)
+            os.replace(pointer + '.part', pointer)
+        runner.logger.info(f'{name}: saved {path} at iteration {runner.iter + 1}; '
+                           f'exiting with status {self.exit_code} for a requeue '
+                           '(resume with --resume)')
+        # no rank leaves before the checkpoint is complete: a launcher that kills the
+        # others when one exits (srun --kill-on-bad-exit, torchrun) must not cut it
+        from mmengine.dist import barrier
+        barrier()
+        self.after_train(runner)  # the previous handlers back
+        sys.exit(self.exit_code)

@@ -4,14 +4,12 @@ import math
 
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
-from mmengine.registry import PARAM_SCHEDULERS
 
 
 def _cos(start: float, end: float, pct: float) -> float:
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1.0)
 
 
-@PARAM_SCHEDULERS.register_module()
 class WarmupOneCycleLR(LRSchedulerMixin, _ParamScheduler):
     """DINOv3's ``WarmupOneCycleLR`` (dinov3/eval/depth/schedulers.py, as its NYUv2
     config uses it), per iteration ``s`` of ``total_steps`` with the optimizer's lr
