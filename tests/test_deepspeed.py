@@ -86,6 +86,20 @@ class KillAtIterHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 == self.at and runner.rank == 0:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+# Sends SIGUSR1 (slurm's warning before a time limit) to rank 0 only after iteration
+# `at`: PreemptionHook must stop every rank at the same iteration.
+@HOOKS.register_module()
+class SignalAtIterHook(Hook):
+    priority = 'NORMAL'
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.at and runner.rank == 0:
+            os.kill(os.getpid(), signal.SIGUSR1)
 """
 
 
@@ -101,6 +115,11 @@ def setup(demo_root, tmp_path_factory):
         "custom_imports = dict(imports=['mmseg_internvit', 'kill_hook'],\n"
         "                      allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='KillAtIterHook', at=5)]\n")
+    (base / 'preempted_zero2.py').write_text(
+        "_base_ = './tiny_zero2.py'\n"
+        "custom_imports = dict(imports=['mmseg_internvit', 'kill_hook'],\n"
+        "                      allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='PreemptionHook'), dict(type='SignalAtIterHook', at=5)]\n")
     # the way users switch a config to ZeRO: a leaf inheriting it and a strategy base
     # (here in fp32, for the loss comparison)
     (base / 'tiny_zero2.py').write_text(
@@ -120,17 +139,28 @@ def setup(demo_root, tmp_path_factory):
     return dict(base=base, cfg=str(cfg), init=str(init))
 
 
-def dist_train(setup, work, nproc, *args, check=True, config=None):
-    """``bash tools/dist_train.sh CONFIG NPROC ...``; returns the finished process."""
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
+def dist_train(setup, work, nproc, *args, check=True, config=None, nodes=1):
+    """``bash tools/dist_train.sh CONFIG NPROC ...``; returns the finished process.
+    ``nodes=2``: two "nodes" of ``nproc // 2`` processes each on this machine, one
+    ``dist_train.sh`` per node with ``NNODES=2 NODE_RANK=0/1`` (torchrun's static
+    rendezvous on 127.0.0.1), as on two real nodes."""
+    port = str(free_port())
+    env = dict(os.environ, PYTHON=sys.executable, PORT=port,
                PYTHONPATH=f"{setup['base']}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), config or setup['cfg'], str(nproc),
-           '--work-dir', str(work), *args]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), config or setup['cfg'],
+           str(nproc // nodes), '--work-dir', str(work), *args]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
+                              env=dict(env, NNODES=str(nodes), NODE_RANK=str(rank),
+                                       MASTER_ADDR='127.0.0.1'))
+             for rank in range(nodes)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    proc = subprocess.CompletedProcess(
+        cmd, max(p.returncode for p in procs), ''.join(o[0] for o in outs),
+        ''.join(o[1] for o in outs))
     if check and proc.returncode != 0:
-        raise AssertionError(f'{" ".join(cmd)} failed:\n{proc.stdout[-3000:]}\n'
-                             f'{proc.stderr[-6000:]}')
+        raise AssertionError(f'{" ".join(cmd)} ({nodes} node(s)) failed:\n'
+                             f'{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}')
     return proc
 
 
@@ -161,9 +191,10 @@ def plain_single_run(setup):
 
 @pytest.fixture(scope='module')
 def zero2_run(setup):
+    """ZeRO-2 over two nodes of one process each (localhost, gloo)."""
     work = setup['base'] / 'zero2'
     dist_train(setup, work, 2, '--cfg-options', f"load_from={setup['init']}",
-               config=str(setup['base'] / 'tiny_zero2.py'))
+               config=str(setup['base'] / 'tiny_zero2.py'), nodes=2)
     return work
 
 
@@ -176,7 +207,7 @@ def assert_same_losses(a: dict, b: dict, iters, rtol=LOSS_RTOL):
 
 
 # ------------------------------------------------------------------- equality and resume
-def test_zero2_two_processes_matches_plain_ddp(plain_run, zero2_run):
+def test_zero2_on_two_nodes_matches_plain_ddp(plain_run, zero2_run):
     plain, zero2 = logged(plain_run), logged(zero2_run)
     assert sorted(plain) == list(range(1, ITERS + 1))
     assert_same_losses(plain, zero2, range(1, ITERS + 1))
@@ -188,26 +219,45 @@ def test_zero2_two_processes_matches_plain_ddp(plain_run, zero2_run):
     assert (zero2_run / 'last_checkpoint').read_text().strip() == str(ckpt)
 
 
-@pytest.mark.parametrize('zero', [None, '2'], ids=['plain', 'zero2'])
-def test_killed_run_resumes_and_loses_nothing(setup, plain_run, zero2_run, zero):
+def test_killed_run_resumes_and_loses_nothing(setup, plain_run):
     """SIGKILL right after iteration 5 (last checkpoint: 4), then `--resume`: the
     iteration counter, lr schedule, optimizer state and data order carry on and
     iterations 5 and 6 reproduce the uninterrupted run."""
-    work = setup['base'] / ('killed_zero' + zero if zero else 'killed_plain')
-    extra = ['--zero', zero] if zero else []
-    proc = dist_train(setup, work, 2, *extra, '--cfg-options',
-                      f"load_from={setup['init']}", check=False,
-                      config=str(setup['base'] / 'killed.py'))
+    work = setup['base'] / 'killed_plain'
+    proc = dist_train(setup, work, 2, '--cfg-options', f"load_from={setup['init']}",
+                      check=False, config=str(setup['base'] / 'killed.py'))
     assert proc.returncode != 0, 'the run was supposed to be killed'
     assert (work / 'last_checkpoint').read_text().strip().endswith('iter_4.pth')
     assert not (work / 'iter_6.pth').exists()
 
-    proc = dist_train(setup, work, 2, *extra, '--resume')
+    proc = dist_train(setup, work, 2, '--resume')
     assert 'resumed epoch: 0, iter: 4' in proc.stdout + proc.stderr
-    reference = logged(zero2_run if zero else plain_run)
-    resumed = logged(work)
-    assert_same_losses(reference, resumed, (5, 6), rtol=1e-6)
+    assert_same_losses(logged(plain_run), logged(work), (5, 6), rtol=1e-6)
     assert (work / f'iter_{ITERS}.pth').exists()
+
+
+def test_preempted_zero2_run_on_two_nodes_saves_resumes_and_loses_nothing(setup,
+                                                                           zero2_run):
+    """Two nodes of one process (torchrun --nnodes 2 --node_rank 0/1 on 127.0.0.1),
+    ZeRO-2: SIGUSR1 to rank 0 after iteration 5, mid-interval (checkpoints every 2):
+    both ranks stop there, the DeepSpeed checkpoint iter_5 is written whole, the run
+    exits with 75; `--resume` continues from 5 and iteration 6 reproduces the
+    uninterrupted two-node run."""
+    work = setup['base'] / 'preempted_zero2'
+    proc = dist_train(setup, work, 2, '--cfg-options', f"load_from={setup['init']}",
+                      check=False, config=str(setup['base'] / 'preempted_zero2.py'),
+                      nodes=2)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and 'exiting with status 75' in out, out[-3000:]
+    ckpt = work / 'iter_5.pth'
+    assert (work / 'last_checkpoint').read_text().strip() == str(ckpt)
+    assert len(glob.glob(str(ckpt / '*optim_states.pt'))) == 2  # both ranks' shards
+    assert not glob.glob(str(work / '*.part')) and not (work / 'iter_6.pth').exists()
+    proc = dist_train(setup, work, 2, '--resume', config=str(setup['base'] / 'tiny_zero2.py'),
+                      nodes=2)
+    assert 'resumed epoch: 0, iter: 5' in proc.stdout + proc.stderr
+    assert_same_losses(logged(zero2_run), logged(work), (6, ), rtol=1e-6)
+    assert (work / f'iter_{ITERS}.pth').is_dir()
 
 
 # ---------------------------------------------------------------------- consolidation
