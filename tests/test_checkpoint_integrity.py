@@ -96,6 +96,14 @@ def test_an_unreadable_checkpoint_names_itself_in_test_py(run, tmp_path, damage,
         load_tool('test').main([str(run['cfg']), str(bad), '--work-dir',
                                 str(tmp_path / 'test')])
     assert str(bad) in str(err.value)
+    if damage == 'half':  # and through tools/infer.py and an explicit --resume PATH
+        image = sorted(Path(run['demo_root'], 'images', 'validation').glob('*.jpg'))[0]
+        with pytest.raises(CorruptCheckpointError, match=f'{bad}.*cut off'):
+            load_tool('infer').main([str(run['cfg']), str(bad), str(image), '--out-dir',
+                                     str(tmp_path / 'out')])
+        with pytest.raises(CorruptCheckpointError, match=f'{bad}.*cut off'):
+            load_tool('train').main([str(run['cfg']), '--work-dir', str(tmp_path / 'w'),
+                                     '--resume', str(bad)])
 
 
 def test_load_from_init_cfg_and_the_converters_name_a_cut_file(run, tmp_path):
@@ -262,3 +270,45 @@ def test_a_signal_mid_interval_saves_its_iteration_and_resuming_loses_nothing(
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_slurm_train_requeues_or_restarts_on_status_75(tmp_path):
+    """tools/slurm_train.sh with stand-ins for srun and scontrol: status 75 inside an
+    sbatch job requeues it; from a login node the run starts again with --resume."""
+    import subprocess
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    log = tmp_path / 'calls.txt'
+    # srun: exits 75 the first time (preempted), 0 after; records its arguments
+    (bin_dir / 'srun').write_text(
+        '#!/usr/bin/env bash\n'
+        f'echo "srun $*" >> {log}\n'
+        f'n=$(grep -c "^srun" {log})\n'
+        '[ "$n" -eq 1 ] && exit 75\n'
+        'exit 0\n')
+    (bin_dir / 'scontrol').write_text(f'#!/usr/bin/env bash\necho "scontrol $*" >> {log}\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith('SLURM_')}
+    env['PATH'] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    script = str(ROOT / 'tools' / 'slurm_train.sh')
+    proc = subprocess.run(['bash', script, 'part', 'job', 'cfg.py', '--work-dir', 'w'],
+                          env=env, capture_output=True, text=True, timeout=60)
+    calls = log.read_text().splitlines()
+    assert proc.returncode == 0, proc.stderr
+    assert len(calls) == 2 and '--resume' not in calls[0] and calls[1].endswith('--resume')
+    assert calls[0].split('train.py')[1].split() == ['cfg.py', '--launcher', 'slurm',
+                                                     '--work-dir', 'w']
+    log.unlink()
+    proc = subprocess.run(['bash', script, 'part', 'job', 'cfg.py'],
+                          env=dict(env, SLURM_JOB_ID='4242'), capture_output=True,
+                          text=True, timeout=60)
+    calls = log.read_text().splitlines()
+    assert proc.returncode == 0, proc.stderr
+    assert calls[-1] == 'scontrol requeue 4242' and len(calls) == 2
+    # a requeued job resumes
+    log.unlink()
+    subprocess.run(['bash', script, 'part', 'job', 'cfg.py'],
+                   env=dict(env, SLURM_JOB_ID='4242', SLURM_RESTART_COUNT='1'),
+                   capture_output=True, text=True, timeout=60)
+    assert log.read_text().splitlines()[0].endswith('--resume')

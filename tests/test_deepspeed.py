@@ -257,7 +257,12 @@ def test_preempted_zero2_run_on_two_nodes_saves_resumes_and_loses_nothing(setup,
                       nodes=2)
     assert 'resumed epoch: 0, iter: 5' in proc.stdout + proc.stderr
     assert_same_losses(logged(zero2_run), logged(work), (6, ), rtol=1e-6)
-    assert (work / f'iter_{ITERS}.pth').is_dir()
+    # and the final weights are those of the uninterrupted run
+    final = [torch.load(next((w / f'iter_{ITERS}.pth').glob('mp_rank_00_model_states.pt')),
+                        weights_only=False)['module'] for w in (zero2_run, work)]
+    assert final[0].keys() == final[1].keys()
+    for key, value in final[0].items():
+        assert torch.allclose(final[1][key], value, rtol=1e-6, atol=1e-7), key
 
 
 # ---------------------------------------------------------------------- consolidation
