@@ -14,6 +14,7 @@ from mmengine.registry import MODEL_WRAPPERS, PARAM_SCHEDULERS, RUNNERS, STRATEG
 
 from .dist import CPUDistributedDataParallel
 from .engine import (
+    AtomicCheckpointHook,
     EvalBeforeTrainHook,
     InternViTDeepSpeedStrategy,
     InternViTFlexibleRunner,
@@ -41,7 +42,7 @@ def register_core(*, models: Registry, hooks: Registry, optim_wrapper_constructo
     """Register the core classes in a task library's registries (idempotent)."""
     for registry, classes in ((models, (InternViT, InternViTAdapter)),
                               (hooks, (EvalBeforeTrainHook, RecordSubsetHook,
-                                       PreemptionHook)),
+                                       PreemptionHook, AtomicCheckpointHook)),
                               # the task libraries' schedulers are children of
                               # mmengine's, which holds the DINOv3 depth schedule
                               (PARAM_SCHEDULERS, (WarmupOneCycleLR, )),

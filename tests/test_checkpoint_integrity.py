@@ -312,3 +312,35 @@ def test_slurm_train_requeues_or_restarts_on_status_75(tmp_path):
                    env=dict(env, SLURM_JOB_ID='4242', SLURM_RESTART_COUNT='1'),
                    capture_output=True, text=True, timeout=60)
     assert log.read_text().splitlines()[0].endswith('--resume')
+
+
+def test_the_checkpoint_hook_writes_the_new_before_removing_the_old(run, tmp_path,
+                                                                   monkeypatch):
+    """max_keep_ckpts=1 (the demos'): mmengine's hook removes the only checkpoint
+    before writing the next one; ours keeps it until the new one is complete, so a
+    save dying halfway still leaves iter_1. last_checkpoint is replaced atomically."""
+    from mmengine.fileio.backends import LocalBackend
+    cfg = tmp_path / 'keep1.py'
+    cfg.write_text(f"_base_ = {str(run['cfg'])!r}\n"
+                   "default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))\n")
+    work = tmp_path / 'work'
+    real_put = LocalBackend.put
+
+    def dying_put(self, obj, filepath):
+        if str(filepath).endswith('iter_2.pth.part'):
+            Path(filepath).write_bytes(obj[:len(obj) // 2])
+            raise KeyboardInterrupt('killed during the save')
+        return real_put(self, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', dying_put)
+    with pytest.raises(KeyboardInterrupt):
+        load_tool('train').main([str(cfg), '--work-dir', str(work)])
+    monkeypatch.setattr(LocalBackend, 'put', real_put)
+    assert (work / 'iter_1.pth').is_file()  # mmengine's order would have removed it
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_1.pth')
+    log = sorted(work.glob('*/*.log'))[-1].read_text()
+    assert "'type': 'AtomicCheckpointHook'" in log or "type='AtomicCheckpointHook'" in log
+    # an uninterrupted run keeps exactly one, the last
+    load_tool('train').main([str(cfg), '--work-dir', str(work), '--resume'])
+    assert sorted(p.name for p in work.glob('iter_*')) == ['iter_3.pth']
+    assert not list(work.glob('*.part'))

@@ -18,6 +18,7 @@ import shutil
 from typing import Callable, List, Optional, Tuple
 
 from mmengine.dist import barrier, is_main_process
+from mmengine.hooks import CheckpointHook
 
 from ..safe_load import describe_unreadable, is_complete_torch_file
 
@@ -96,3 +97,66 @@ def latest_complete_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]
             return path, warnings
         warnings.append(f'skipping incomplete checkpoint {path}: {problem}')
     return None, warnings
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    with open(path + PART, 'w') as f:
+        f.write(text)
+    os.replace(path + PART, path)
+
+
+class AtomicCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` in an order that an interruption cannot break.
+
+    mmengine's removes the oldest kept checkpoint *before* writing the new one (with
+    ``max_keep_ckpts=1`` a job killed during the save has no checkpoint left) and
+    writes ``last_checkpoint`` in place. Here the new checkpoint is written first (our
+    runners write it as ``.part`` and rename it), then ``last_checkpoint`` is replaced
+    atomically, and only then is the oldest removed. Everything else (arguments,
+    intervals, best checkpoints, the kept-checkpoint bookkeeping in the message hub)
+    is mmengine's. The runners use it for ``default_hooks.checkpoint`` of type
+    ``CheckpointHook``.
+    """
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        # the bookkeeping first, as mmengine's (a checkpoint records itself among the
+        # kept ones, for a resumed run to remove it in turn); the removal last
+        outdated = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
+                                            and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir, ckpt_filename, self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta,
+            by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        write_text_atomically(osp.join(runner.work_dir, 'last_checkpoint'),
+                              self.last_ckpt)
+        if outdated is not None:
+            path = self.file_backend.join_path(self.out_dir,
+                                               self.filename_tmpl.format(outdated))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):  # DeepSpeed's directories
+                self.file_backend.rmtree(path)
+
+
+def use_atomic_checkpoint_hook(cfg) -> bool:
+    """Make ``default_hooks.checkpoint`` of type ``CheckpointHook`` an
+    :class:`AtomicCheckpointHook` (same arguments); True if it did."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if not isinstance(hook, dict):
+        return False
+    kind = hook.get('type')
+    if kind in ('CheckpointHook', 'mmengine.CheckpointHook') or kind is CheckpointHook:
+        hook['type'] = 'AtomicCheckpointHook'  # registered by register_core
+        return True
+    return False

@@ -39,7 +39,11 @@ from mmengine.runner import FlexibleRunner, Runner
 
 from ..dist import adapt_cfg_for_cpu
 from ..safe_load import portable_history_buffers, trust_from_cfg
-from .checkpoint_files import latest_complete_checkpoint, save_atomically
+from .checkpoint_files import (
+    latest_complete_checkpoint,
+    save_atomically,
+    use_atomic_checkpoint_hook,
+)
 from .strict_load import load_plain_checkpoint
 
 FLEXIBLE = 'InternViTFlexibleRunner'
@@ -202,6 +206,7 @@ class InternViTRunner(Runner):
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
         drop_schedulers_after_training(cfg)
+        use_atomic_checkpoint_hook(cfg)  # the new checkpoint before removing the old
         warn_if_decay_misses_the_end(cfg)
         runner = super().from_cfg(cfg)
         runner.trust_checkpoint = trust_from_cfg(cfg)
@@ -259,6 +264,7 @@ class InternViTFlexibleRunner(FlexibleRunner):
         cfg = copy.deepcopy(cfg)
         adapt_cfg_for_cpu(cfg)
         drop_schedulers_after_training(cfg)
+        use_atomic_checkpoint_hook(cfg)  # the new checkpoint before removing the old
         warn_if_decay_misses_the_end(cfg)
         load_from = cfg.get('load_from')
         if load_from and not cfg.get('resume') and osp.isfile(load_from):
