@@ -161,6 +161,17 @@ def test_auto_resume_skips_a_half_written_newest_checkpoint(run, tmp_path):
     assert load_run_checkpoint(str(work / 'iter_3.pth'))['meta']['iter'] == 3
 
 
+def dying_put(real_put, suffix):
+    """LocalBackend.put that writes half of a file ending with ``suffix`` and then
+    dies, as a process killed during the save (the bytes on disk, nothing after)."""
+    def put(self, obj, filepath):
+        if str(filepath).endswith(suffix):
+            Path(filepath).write_bytes(obj[:len(obj) // 2])
+            raise KeyboardInterrupt('killed during the save')
+        return real_put(self, obj, filepath)
+    return put
+
+
 def test_a_save_killed_midway_leaves_the_last_complete_checkpoint(run, tmp_path,
                                                                   monkeypatch):
     """The write of iter_2 dies halfway through (the bytes reach the disk, then the
@@ -169,14 +180,7 @@ def test_a_save_killed_midway_leaves_the_last_complete_checkpoint(run, tmp_path,
     from mmengine.fileio.backends import LocalBackend
     work = tmp_path / 'work'
     real_put = LocalBackend.put
-
-    def dying_put(self, obj, filepath):
-        if str(filepath).endswith('iter_2.pth.part'):
-            Path(filepath).write_bytes(obj[:len(obj) // 2])
-            raise KeyboardInterrupt('killed during the save')
-        return real_put(self, obj, filepath)
-
-    monkeypatch.setattr(LocalBackend, 'put', dying_put)
+    monkeypatch.setattr(LocalBackend, 'put', dying_put(real_put, 'iter_2.pth.part'))
     with pytest.raises(KeyboardInterrupt):
         load_tool('train').main([str(run['cfg']), '--work-dir', str(work)])
     monkeypatch.setattr(LocalBackend, 'put', real_put)
@@ -325,14 +329,7 @@ def test_the_checkpoint_hook_writes_the_new_before_removing_the_old(run, tmp_pat
                    "default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))\n")
     work = tmp_path / 'work'
     real_put = LocalBackend.put
-
-    def dying_put(self, obj, filepath):
-        if str(filepath).endswith('iter_2.pth.part'):
-            Path(filepath).write_bytes(obj[:len(obj) // 2])
-            raise KeyboardInterrupt('killed during the save')
-        return real_put(self, obj, filepath)
-
-    monkeypatch.setattr(LocalBackend, 'put', dying_put)
+    monkeypatch.setattr(LocalBackend, 'put', dying_put(real_put, 'iter_2.pth.part'))
     with pytest.raises(KeyboardInterrupt):
         load_tool('train').main([str(cfg), '--work-dir', str(work)])
     monkeypatch.setattr(LocalBackend, 'put', real_put)

@@ -86,7 +86,8 @@ def latest_complete_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]
                   if _NUMBERED.match(osp.basename(p))}
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
-        named = open(pointer).read().strip()
+        with open(pointer) as f:
+            named = f.read().strip()
         if named:
             candidates.add(osp.abspath(named if osp.isabs(named)
                                        else osp.join(work_dir, named)))

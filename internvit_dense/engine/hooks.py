@@ -1,10 +1,15 @@
 # Copyright (c) internvit-dense contributors. Licensed under the MIT License.
-import os
 import os.path as osp
+import signal
+import sys
+import threading
 from typing import Dict, Optional, Sequence, Union
 
-from mmengine.dist import master_only
+import torch
+from mmengine.dist import all_reduce, barrier, get_world_size, master_only
 from mmengine.hooks import Hook
+
+from .checkpoint_files import write_text_atomically
 
 
 def _unwrap_dataset(dataset):
@@ -86,8 +91,7 @@ class PreemptionHook(Hook):
     priority = 'VERY_LOW'  # after the iteration's own hooks (the checkpoint hook)
 
     def __init__(self, signals=('SIGTERM', 'SIGUSR1'), exit_code: int = REQUEUE_EXIT_CODE):
-        import signal as _signal
-        self.signals = [getattr(_signal, s) if isinstance(s, str) else s for s in signals]
+        self.signals = [getattr(signal, s) if isinstance(s, str) else s for s in signals]
         self.exit_code = exit_code
         self.received = None
         self._previous = {}
@@ -96,23 +100,18 @@ class PreemptionHook(Hook):
         self.received = signum
 
     def before_train(self, runner) -> None:
-        import signal as _signal
-        import threading
         if threading.current_thread() is not threading.main_thread():
             runner.logger.warning('PreemptionHook: not the main thread, no signal handlers')
             return
         for sig in self.signals:
-            self._previous[sig] = _signal.signal(sig, self._handler)
+            self._previous[sig] = signal.signal(sig, self._handler)
 
     def after_train(self, runner) -> None:
-        import signal as _signal
         for sig, previous in self._previous.items():
-            _signal.signal(sig, previous)
+            signal.signal(sig, previous)
         self._previous = {}
 
     def _stop_requested(self) -> bool:
-        import torch
-        from mmengine.dist import all_reduce, get_world_size
         flag = self.received is not None
         if get_world_size() > 1:
             import torch.distributed as dist
@@ -126,25 +125,19 @@ class PreemptionHook(Hook):
                          outputs=None) -> None:
         if not self._stop_requested():
             return
-        import signal as _signal
-        import sys
-        name = (_signal.Signals(self.received).name if self.received is not None
+        name = (signal.Signals(self.received).name if self.received is not None
                 else 'a signal to another rank')
         filename = f'iter_{runner.iter + 1}.pth'
         path = osp.join(runner.work_dir, filename)
         if not osp.exists(path):  # the checkpoint hook may have saved this iteration
             runner.save_checkpoint(runner.work_dir, filename, by_epoch=False)
         if runner.rank == 0:
-            pointer = osp.join(runner.work_dir, 'last_checkpoint')
-            with open(pointer + '.part', 'w') as f:
-                f.write(path)
-            os.replace(pointer + '.part', pointer)
+            write_text_atomically(osp.join(runner.work_dir, 'last_checkpoint'), path)
         runner.logger.info(f'{name}: saved {path} at iteration {runner.iter + 1}; '
                            f'exiting with status {self.exit_code} for a requeue '
                            '(resume with --resume)')
         # no rank leaves before the checkpoint is complete: a launcher that kills the
         # others when one exits (srun --kill-on-bad-exit, torchrun) must not cut it
-        from mmengine.dist import barrier
         barrier()
         self.after_train(runner)  # the previous handlers back
         sys.exit(self.exit_code)
